@@ -1,0 +1,210 @@
+// File: shardline/aggregation.h
+//
+// The KPL Aggregated Record format: magic F3 89 9A C2, a proto2 `AggregatedRecord`, and the
+// MD5 of the protobuf bytes. The writer produces the KPL's bytes exactly; the reader accepts
+// every variant in the wild (KPL, the Python/Node/Go/Java aggregators) and never crashes on
+// corrupt input. No I/O; usable alone (a Lambda-style deaggregator needs nothing else).
+//
+// Writing (records must all route to one shard: the producer keeps one builder per shard):
+//
+//   shardline::AggregationLimits limits;                     // 51200 bytes, 1 MiB records
+//   shardline::AggregateBuilder b(limits);
+//   if (b.fits("pk-1", std::nullopt, data.size())) b.add("pk-1", std::nullopt, data);
+//   shardline::KinesisRecord out = b.build();                 // then b.clear()
+//
+// Reading:
+//
+//   shardline::Deaggregator d;                                // optional shard range filter
+//   std::vector<shardline::UserRecordView> recs;               // views into `blob`
+//   shardline::DecodeSummary s = d.decode({blob, outer_pk, outer_ehk}, recs);
+//   if (s.kind == shardline::BlobKind::kCorruptAggregate) log(s.detail);  // passed through raw
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "shardline/hash_key.h"
+#include "shardline/status.h"
+
+namespace shardline {
+
+/// The 4 magic bytes that start every aggregated record.
+inline constexpr std::string_view kAggregationMagic{"\xF3\x89\x9A\xC2", 4};
+/// Magic + MD5 trailer.
+inline constexpr std::size_t kAggregationOverhead = 20;
+/// Kinesis' default maximum record size (partition key + data): 1 MiB.
+inline constexpr std::size_t kDefaultMaxRecordSize = 1048576;
+/// The largest maximum record size a stream can have (UpdateMaxRecordSize): 10 MiB.
+inline constexpr std::size_t kLargestMaxRecordSize = 10485760;
+
+/// A Kinesis record ready for PutRecords.
+struct KinesisRecord {
+  std::string partition_key;
+  std::string explicit_hash_key;  // decimal; always set by the builder
+  std::string data;
+};
+
+/// Checks the caller's part of a user record against the Kinesis rules: partition key of 1..256
+/// characters (UTF-16 code units, as the KPL counts them) in valid UTF-8; explicit hash key,
+/// when given, a strict decimal in [0, 2^128-1]; len(partition key) + data size <=
+/// `max_record_size`. Returns the record's hash key, or kInvalidArgument naming the rule.
+Result<HashKey> validate_user_record(std::string_view partition_key,
+                                     std::optional<std::string_view> explicit_hash_key,
+                                     std::size_t data_size,
+                                     std::size_t max_record_size = kDefaultMaxRecordSize);
+
+struct AggregationLimits {
+  /// Maximum aggregated data size (magic + protobuf + MD5): AggregationMaxSize, 64..10 MiB.
+  std::size_t max_size = 51200;
+  /// Maximum user records per aggregate: AggregationMaxCount.
+  std::uint64_t max_count = 4294967295ULL;
+  /// The stream's maximum record size (partition key + data), 1 MiB unless raised.
+  std::size_t max_record_size = kDefaultMaxRecordSize;
+};
+
+/// Builds one Kinesis record from user records that route to the same shard.
+///
+/// Sizes are exact and incremental: size() is always the byte count build() will produce, so
+/// an aggregate never exceeds the limits and never needs trimming. The builder stores views:
+/// the partition keys and data passed to add() must stay alive until build() or clear().
+/// Not thread-safe (one builder per shard, owned by one thread).
+class AggregateBuilder {
+ public:
+  explicit AggregateBuilder(AggregationLimits limits = {});
+
+  /// True if a record with these parts can join: with it, the aggregate stays within
+  /// max_count, max_size and (with the outer "a" key) max_record_size. Always true for an
+  /// empty builder: a lone record is sent as plain data (validate it first).
+  bool fits(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
+            std::size_t data_size) const;
+
+  /// Add a record. Precondition: fits(...) for a non-empty builder. `hash_key` is the record's
+  /// routing key (its EHK, or MD5 of the partition key); pass it to avoid recomputing.
+  void add(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
+           std::string_view data, const HashKey& hash_key);
+  /// Convenience: computes the hash key.
+  void add(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
+           std::string_view data);
+
+  std::size_t count() const noexcept { return records_.size(); }
+  bool empty() const noexcept { return records_.empty(); }
+  /// The exact size of build().data.
+  std::size_t size() const noexcept;
+  /// The size of the aggregated form (magic + protobuf + MD5), even for a single record.
+  std::size_t aggregated_size() const noexcept { return kAggregationOverhead + proto_size_; }
+
+  /// The Kinesis record, byte for byte as the KPL writes it. One record: its own data,
+  /// partition key and hash key (plain, not aggregated). Several: partition key "a", explicit
+  /// hash key = the first record's hash key, data = magic + AggregatedRecord + MD5.
+  /// Precondition: !empty(). The builder is unchanged; call clear() to reuse it.
+  KinesisRecord build() const;
+  /// Serialize only the aggregated data (also for a single record), appending to `out`.
+  void serialize_aggregate(std::string& out) const;
+
+  void clear() noexcept;
+
+ private:
+  struct Entry {
+    std::string_view partition_key;
+    std::string_view data;
+    std::uint32_t pk_index;
+    std::int64_t ehk_index;  // -1: none
+    HashKey hash_key;
+  };
+  std::size_t record_field_size(std::size_t pk_index, std::int64_t ehk_index,
+                                std::size_t data_size) const noexcept;
+
+  AggregationLimits limits_;
+  std::vector<Entry> records_;
+  std::vector<std::string_view> pk_table_;
+  std::vector<std::string> ehk_table_;  // canonical decimal strings
+  std::unordered_map<std::string_view, std::uint32_t> pk_index_;
+  std::unordered_map<HashKey, std::uint32_t, HashKeyHash> ehk_index_;
+  std::size_t proto_size_ = 0;
+};
+
+/// A Kinesis record as the reader receives it.
+struct KinesisRecordView {
+  std::string_view data;
+  std::string_view partition_key;
+  std::optional<std::string_view> explicit_hash_key;
+};
+
+/// One user record. Views point into the decoded blob (or the outer record for pass-through).
+struct UserRecordView {
+  std::string_view partition_key;
+  std::optional<std::string_view> explicit_hash_key;  // absent when the record had none
+  std::string_view data;
+  std::uint64_t sub_sequence_number = 0;  // index inside the aggregate; 0 for plain records
+  bool aggregated = false;
+};
+
+/// How a blob was read.
+enum class BlobKind : std::uint8_t {
+  kPlain,             // no magic (or too short): a normal record, passed through
+  kAggregated,        // a valid aggregate: its user records were emitted
+  kInvalidAggregate,  // magic present but MD5 or protobuf parse failed (the KCL treats it as
+                      // plain): passed through raw
+  kCorruptAggregate,  // MD5 and protobuf fine but a required field is missing or a key index
+                      // is out of range: passed through raw, and this is DATA LOSS
+};
+
+struct DecodeSummary {
+  BlobKind kind = BlobKind::kPlain;
+  /// Static text saying why a blob was not read as an aggregate ("md5 mismatch", ...).
+  std::string_view detail;
+  /// User records in the aggregate (0 for plain).
+  std::size_t user_records = 0;
+  /// User records dropped by the shard-range filter.
+  std::size_t filtered_out = 0;
+  /// kDataLoss for kCorruptAggregate, else OK.
+  Status status() const;
+};
+
+struct DeaggregateOptions {
+  /// Keep only user records whose hash key is in this range (the leased shard's range).
+  std::optional<HashKeyRange> shard_range;
+  /// KCL-exact semantics: drop the whole aggregate if any user record is outside
+  /// shard_range (the KCL's AggregatorUtil), and treat a missing required field as a
+  /// protobuf parse failure (plain pass-through) as Java's parser does.
+  bool kcl_exact = false;
+};
+
+namespace detail {
+struct RecordSpan {  // one parsed Record message, before its indices are resolved
+  std::uint64_t pk_index;
+  std::uint64_t ehk_index;
+  std::string_view data;
+  bool has_pk, has_ehk, has_data;
+};
+}  // namespace detail
+
+/// Reads Kinesis records. Keeps scratch space between calls, so decoding allocates nothing
+/// in steady state. Not thread-safe; use one per thread.
+class Deaggregator {
+ public:
+  explicit Deaggregator(DeaggregateOptions options = {});
+
+  /// Decode one Kinesis record and append its user records to `out`. Never fails: anything
+  /// that is not a valid aggregate is appended as one raw record (see BlobKind).
+  DecodeSummary decode(const KinesisRecordView& record, std::vector<UserRecordView>& out);
+
+  const DeaggregateOptions& options() const noexcept { return options_; }
+
+ private:
+  DeaggregateOptions options_;
+  std::vector<std::string_view> pk_table_;
+  std::vector<std::string_view> ehk_table_;
+  std::vector<detail::RecordSpan> records_;
+};
+
+/// True when `data` is an aggregate by the KCL's rule: magic, more than 16 bytes after it,
+/// MD5 matches and the protobuf parses.
+bool is_aggregated(std::string_view data);
+
+}  // namespace shardline

@@ -1,0 +1,96 @@
+// File: shardline/config.h
+//
+// Typed settings generated from the tables in shardline/config/*.def, a Java-style
+// `.properties` parser, and validation whose messages name the key and its allowed range.
+//
+//   shardline::ProducerConfig cfg;                              // KPL defaults
+//   std::vector<std::string> warnings;
+//   shardline::Status s = shardline::load_properties_file("kpl.properties", cfg, &warnings);
+//   s = shardline::set_setting(cfg, "RecordTtl", "60000");
+//   // s: "RecordTtl must be an integer in [100, 9223372036854775807] ms, got '6e4'"
+//
+// Unknown keys and keys that are accepted but unused produce warnings (never errors), as the
+// KPL does; the warning for an unknown key names the nearest known key.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardline/status.h"
+
+namespace shardline {
+
+/// Producer settings. Member names are the snake_case of the KPL keys; times are in ms.
+struct ProducerConfig {
+#define SL_BOOL(m, k, d, doc) bool m = d;
+#define SL_INT(m, k, d, lo, hi, unit, doc) std::int64_t m = d;
+#define SL_ENUM(m, k, d, choices, doc) std::string m = d;
+#define SL_STR(m, k, d, doc) std::string m = d;
+#define SL_UNUSED(k, why)
+#include "shardline/config/producer.def"
+#undef SL_BOOL
+#undef SL_INT
+#undef SL_ENUM
+#undef SL_STR
+#undef SL_UNUSED
+};
+
+/// One row of a settings table.
+enum class SettingKind : std::uint8_t { kBool, kInt, kEnum, kString, kUnused };
+
+template <class Config>
+struct SettingInfo {
+  SettingKind kind;
+  std::string_view key;
+  std::string_view default_text;
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  std::string_view choices;  // kEnum: "a|b|c"
+  std::string_view unit;
+  std::string_view doc;  // kUnused: why it has no effect
+  bool Config::*bool_member = nullptr;
+  std::int64_t Config::*int_member = nullptr;
+  std::string Config::*string_member = nullptr;
+};
+
+/// The producer table, in the order of producer.def.
+std::span<const SettingInfo<ProducerConfig>> producer_settings() noexcept;
+
+/// Set one key from its text form. Errors (kInvalidArgument) name the key, the allowed
+/// range or choices, and the rejected value. An unknown key or an unused one returns OK and
+/// appends a warning to `warnings` (when given).
+Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view value,
+                   std::vector<std::string>* warnings = nullptr);
+
+/// One `key=value` entry of a .properties file.
+struct Property {
+  std::string key;
+  std::string value;
+  int line = 0;  // 1-based line where the entry starts
+};
+
+/// Parse the java.util.Properties text format: `#`/`!` comments, `=`, `:` or whitespace as
+/// separator, backslash line continuations and escapes (\t \n \r \f \uXXXX \\).
+/// Returns kInvalidArgument on malformed escapes (with the line number).
+Status parse_properties(std::string_view text, std::vector<Property>& out);
+
+/// Parse `text` and apply every entry to `cfg`. `source` names the file in messages
+/// ("kpl.properties:12: ...").
+Status apply_properties(ProducerConfig& cfg, std::string_view text, std::string_view source,
+                        std::vector<std::string>* warnings = nullptr);
+
+/// Read a file and apply it. kNotFound when the file cannot be read.
+Status load_properties_file(const std::string& path, ProducerConfig& cfg,
+                            std::vector<std::string>* warnings = nullptr);
+
+/// docs/CONFIGURATION.md, generated from the tables.
+std::string configuration_markdown();
+
+/// The key in `known` closest to `key` (case-insensitive edit distance), or "" if none is
+/// reasonably close.
+std::string nearest_key(std::string_view key, std::span<const std::string_view> known);
+
+}  // namespace shardline

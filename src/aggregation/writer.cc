@@ -1,0 +1,208 @@
+// The aggregated-record writer. Byte layout as the KPL's KinesisRecord::serialize()
+// (aws/kinesis/core/kinesis_record.cc): all partition_key_table entries, then all
+// explicit_hash_key_table entries, then all records, each record as fields 1, 2 (only when the
+// user gave an explicit hash key), 3. Keys are deduplicated in first-use order. Unlike the KPL,
+// sizes are tracked exactly rather than estimated, so no trimming pass is needed.
+#include <cstring>
+
+#include "aggregation/proto_wire.h"
+#include "core/digest.h"
+#include "shardline/aggregation.h"
+
+namespace shardline {
+
+using detail::bytes_field_size;
+using detail::varint_size;
+
+namespace {
+
+// Length of a UTF-8 string in UTF-16 code units; -1 when it is not valid UTF-8.
+long utf16_length(std::string_view s) {
+  long n = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      ++n;
+      continue;
+    }
+    int len;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return -1;
+    }
+    if (end - p < len) return -1;
+    for (int i = 1; i < len; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return -1;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    // Overlong forms, surrogates and values beyond U+10FFFF are not valid UTF-8.
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+      return -1;
+    n += (cp >= 0x10000) ? 2 : 1;
+    p += len;
+  }
+  return n;
+}
+
+}  // namespace
+
+Result<HashKey> validate_user_record(std::string_view partition_key,
+                                     std::optional<std::string_view> explicit_hash_key,
+                                     std::size_t data_size, std::size_t max_record_size) {
+  if (partition_key.empty()) return Status::invalid_argument("partition key is empty");
+  const long units = utf16_length(partition_key);
+  if (units < 0) return Status::invalid_argument("partition key is not valid UTF-8");
+  if (units > 256) {
+    return Status::invalid_argument("partition key has " + std::to_string(units) +
+                                    " characters; the limit is 256");
+  }
+  if (partition_key.size() + data_size > max_record_size) {
+    return Status::invalid_argument("record too large: partition key (" +
+                                    std::to_string(partition_key.size()) + " bytes) + data (" +
+                                    std::to_string(data_size) + " bytes) exceeds the stream's " +
+                                    std::to_string(max_record_size) + "-byte record limit");
+  }
+  if (explicit_hash_key) return HashKey::parse_decimal(*explicit_hash_key);
+  return HashKey::from_partition_key(partition_key);
+}
+
+AggregateBuilder::AggregateBuilder(AggregationLimits limits) : limits_(limits) {}
+
+std::size_t AggregateBuilder::record_field_size(std::size_t pk_index, std::int64_t ehk_index,
+                                                std::size_t data_size) const noexcept {
+  std::size_t inner = 1 + varint_size(pk_index) + bytes_field_size(data_size);
+  if (ehk_index >= 0) inner += 1 + varint_size(static_cast<std::uint64_t>(ehk_index));
+  return bytes_field_size(inner);
+}
+
+std::size_t AggregateBuilder::size() const noexcept {
+  if (records_.size() == 1) return records_.front().data.size();
+  return kAggregationOverhead + proto_size_;
+}
+
+bool AggregateBuilder::fits(std::string_view partition_key,
+                            const std::optional<HashKey>& explicit_hash_key,
+                            std::size_t data_size) const {
+  if (records_.empty()) return true;
+  if (records_.size() >= limits_.max_count) return false;
+  std::size_t added = 0;
+  std::size_t pk_index = pk_table_.size();
+  if (auto it = pk_index_.find(partition_key); it != pk_index_.end()) {
+    pk_index = it->second;
+  } else {
+    added += bytes_field_size(partition_key.size());
+  }
+  std::int64_t ehk_index = -1;
+  if (explicit_hash_key) {
+    if (auto it = ehk_index_.find(*explicit_hash_key); it != ehk_index_.end()) {
+      ehk_index = it->second;
+    } else {
+      ehk_index = static_cast<std::int64_t>(ehk_table_.size());
+      char digits[40];
+      added += bytes_field_size(explicit_hash_key->to_chars(digits));
+    }
+  }
+  added += record_field_size(pk_index, ehk_index, data_size);
+  const std::size_t new_size = kAggregationOverhead + proto_size_ + added;
+  // The aggregate travels with partition key "a" (1 byte), which counts toward the record limit.
+  return new_size <= limits_.max_size && new_size + 1 <= limits_.max_record_size;
+}
+
+void AggregateBuilder::add(std::string_view partition_key,
+                           const std::optional<HashKey>& explicit_hash_key, std::string_view data) {
+  add(partition_key, explicit_hash_key, data,
+      explicit_hash_key ? *explicit_hash_key : HashKey::from_partition_key(partition_key));
+}
+
+void AggregateBuilder::add(std::string_view partition_key,
+                           const std::optional<HashKey>& explicit_hash_key, std::string_view data,
+                           const HashKey& hash_key) {
+  std::uint32_t pk_index;
+  auto [it, inserted] =
+      pk_index_.try_emplace(partition_key, static_cast<std::uint32_t>(pk_table_.size()));
+  pk_index = it->second;
+  if (inserted) {
+    pk_table_.push_back(partition_key);
+    proto_size_ += bytes_field_size(partition_key.size());
+  }
+  std::int64_t ehk_index = -1;
+  if (explicit_hash_key) {
+    auto [eit, einserted] =
+        ehk_index_.try_emplace(*explicit_hash_key, static_cast<std::uint32_t>(ehk_table_.size()));
+    ehk_index = eit->second;
+    if (einserted) {
+      ehk_table_.push_back(explicit_hash_key->to_decimal());
+      proto_size_ += bytes_field_size(ehk_table_.back().size());
+    }
+  }
+  proto_size_ += record_field_size(pk_index, ehk_index, data.size());
+  records_.push_back(Entry{partition_key, data, pk_index, ehk_index, hash_key});
+}
+
+void AggregateBuilder::serialize_aggregate(std::string& out) const {
+  const std::size_t start = out.size();
+  out.resize(start + kAggregationOverhead + proto_size_);
+  char* const base = out.data() + start;
+  std::memcpy(base, kAggregationMagic.data(), kAggregationMagic.size());
+  char* p = base + kAggregationMagic.size();
+  char* const proto_begin = p;
+  for (std::string_view pk : pk_table_) p = detail::put_bytes_field(p, 0x0A, pk);
+  for (const std::string& ehk : ehk_table_) p = detail::put_bytes_field(p, 0x12, ehk);
+  for (const Entry& e : records_) {
+    std::size_t inner = 1 + varint_size(e.pk_index) + bytes_field_size(e.data.size());
+    if (e.ehk_index >= 0) inner += 1 + varint_size(static_cast<std::uint64_t>(e.ehk_index));
+    *p++ = 0x1A;
+    p = detail::put_varint(p, inner);
+    *p++ = 0x08;
+    p = detail::put_varint(p, e.pk_index);
+    if (e.ehk_index >= 0) {
+      *p++ = 0x10;
+      p = detail::put_varint(p, static_cast<std::uint64_t>(e.ehk_index));
+    }
+    p = detail::put_bytes_field(p, 0x1A, e.data);
+  }
+  const detail::Md5Digest d =
+      detail::md5(std::string_view(proto_begin, static_cast<std::size_t>(p - proto_begin)));
+  std::memcpy(p, d.data(), d.size());
+}
+
+KinesisRecord AggregateBuilder::build() const {
+  KinesisRecord r;
+  if (records_.size() == 1) {
+    // The KPL never emits a one-record aggregate: the record goes out as itself.
+    const Entry& e = records_.front();
+    r.partition_key.assign(e.partition_key);
+    r.explicit_hash_key = e.hash_key.to_decimal();
+    r.data.assign(e.data);
+    return r;
+  }
+  r.partition_key = "a";
+  r.explicit_hash_key = records_.front().hash_key.to_decimal();
+  r.data.reserve(kAggregationOverhead + proto_size_);
+  serialize_aggregate(r.data);
+  return r;
+}
+
+void AggregateBuilder::clear() noexcept {
+  records_.clear();
+  pk_table_.clear();
+  ehk_table_.clear();
+  pk_index_.clear();
+  ehk_index_.clear();
+  proto_size_ = 0;
+}
+
+}  // namespace shardline

@@ -1,0 +1,96 @@
+// MD5 uses OpenSSL's low-level one-shot MD5(): it runs the same assembly as EVP without the
+// per-call EVP context setup, which dominates for partition keys of a few dozen bytes.
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include "core/digest.h"
+
+#include <openssl/evp.h>
+#include <openssl/md5.h>
+
+namespace shardline::detail {
+
+Md5Digest md5(std::string_view bytes) noexcept {
+  Md5Digest d;
+  MD5(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d.data());
+  return d;
+}
+
+std::string to_hex(const unsigned char* bytes, std::size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(n * 2, '\0');
+  for (std::size_t i = 0; i < n; ++i) {
+    s[2 * i] = kHex[bytes[i] >> 4];
+    s[2 * i + 1] = kHex[bytes[i] & 0xF];
+  }
+  return s;
+}
+
+std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 3); }
+
+void base64_append(std::string& out, std::string_view bytes) {
+  const std::size_t old = out.size();
+  out.resize(old + base64_encoded_size(bytes.size()));
+  // EVP_EncodeBlock also writes a NUL at out[size()], the terminator slot std::string owns.
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + old),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(old + static_cast<std::size_t>(n));
+}
+
+std::string base64_encode(std::string_view bytes) {
+  std::string s;
+  base64_append(s, bytes);
+  return s;
+}
+
+namespace {
+constexpr bool is_b64(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '/';
+}
+}  // namespace
+
+bool base64_decode(std::string_view text, std::string& out) {
+  out.clear();
+  if (text.empty()) return true;
+  // Count and strip padding; OpenSSL's EVP_DecodeBlock decodes '=' as zero bytes and also
+  // skips leading/trailing whitespace, which a strict decoder must not accept.
+  std::size_t pad = 0;
+  while (pad < text.size() && pad < 2 && text[text.size() - 1 - pad] == '=') ++pad;
+  const std::size_t body = text.size() - pad;
+  if (pad > 0 && text.size() % 4 != 0) return false;
+  if (body % 4 == 1) return false;
+  // EVP_DecodeBlock validates the alphabet but tolerates whitespace at the ends and '=' in the
+  // middle: check both.
+  if (body == 0 || text.substr(0, body).find('=') != std::string_view::npos) return false;
+  if (!is_b64(static_cast<unsigned char>(text[0])) ||
+      !is_b64(static_cast<unsigned char>(text[body - 1])))
+    return false;
+  std::string padded;
+  std::string_view in = text;
+  if (pad == 0 && body % 4 != 0) {  // unpadded input: complete the last quantum
+    padded.assign(text);
+    padded.append(4 - body % 4, '=');
+    in = padded;
+  }
+  const std::size_t quanta = in.size() / 4;
+  out.resize(quanta * 3 + 1);  // +1: EVP_DecodeBlock may not write a NUL, but be safe
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  if (n < 0 || static_cast<std::size_t>(n) != quanta * 3) {
+    out.clear();
+    return false;
+  }
+  const std::size_t missing = in.size() - body;  // number of '=' in what we decoded
+  const std::size_t len = quanta * 3 - missing;
+  out.resize(len);
+  return true;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  std::string out;
+  if (!base64_decode(text, out)) return std::nullopt;
+  return out;
+}
+
+}  // namespace shardline::detail

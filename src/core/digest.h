@@ -1,0 +1,32 @@
+// Internal: MD5 and base64 on OpenSSL. No I/O, no allocation beyond the output string.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace shardline::detail {
+
+using Md5Digest = std::array<unsigned char, 16>;
+
+/// MD5 of `bytes` (OpenSSL's assembly implementation).
+Md5Digest md5(std::string_view bytes) noexcept;
+
+/// Lower-case hex of bytes.
+std::string to_hex(const unsigned char* bytes, std::size_t n);
+
+/// Standard base64 (RFC 4648, with padding).
+std::size_t base64_encoded_size(std::size_t n) noexcept;
+void base64_append(std::string& out, std::string_view bytes);
+std::string base64_encode(std::string_view bytes);
+
+/// Strict standard base64 decode: length a multiple of 4 (or unpadded, completed here),
+/// alphabet A-Z a-z 0-9 + /, '=' only as final padding. Returns nullopt when invalid.
+/// `out` is replaced with the decoded bytes.
+bool base64_decode(std::string_view text, std::string& out);
+std::optional<std::string> base64_decode(std::string_view text);
+
+}  // namespace shardline::detail

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# End-to-end tests of the shardline CLI's offline commands (agg, deagg, config).
+# Usage: run_cli_tests.sh PATH/TO/shardline TESTDATA_DIR
+set -uo pipefail
+
+CLI=${1:?usage: run_cli_tests.sh SHARDLINE TESTDATA}
+DATA=${2:?usage: run_cli_tests.sh SHARDLINE TESTDATA}
+VEC="$DATA/kpl-aggregation"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { # check NAME COMMAND...: passes when the command exits 0
+  local name=$1; shift
+  if "$@"; then ok; else fail "$name"; fi
+}
+
+# --- deagg: every vector, record counts and flags -------------------------------------------
+declare -A expect_count=([01_kpl_4rec_with_ehk]=4 [02_kpl_8rec_no_ehk]=8
+  [03_kpl_via_kda_4rec_same_pk_ehk]=4 [04_kpl_via_kda_non_aggregated]=1
+  [05_java_sample_lambda_event_100rec]=100 [06_fanout_0rec_empty_aggregate]=1
+  [07_fanout_1rec]=1 [08_fanout_2rec]=2)
+for v in "${!expect_count[@]}"; do
+  out=$("$CLI" deagg "$VEC/$v.b64" 2>"$TMP/err"); rc=$?
+  n=$(printf '%s\n' "$out" | grep -c '^{')
+  if [[ $rc -eq 0 && $n -eq ${expect_count[$v]} && ! -s $TMP/err ]]; then ok; else
+    fail "deagg $v: rc=$rc lines=$n (want ${expect_count[$v]}) stderr=$(cat "$TMP/err")"; fi
+done
+
+# Output fields match expected.json for every vector (checked in Python, independently).
+cat "$VEC"/0*.b64 | sed -e '$a\' > "$TMP/all.b64"
+"$CLI" deagg "$TMP/all.b64" > "$TMP/all.jsonl" 2>/dev/null
+check "deagg fields match expected.json" python3 - "$VEC" "$TMP/all.jsonl" <<'PY'
+import base64, glob, json, os, sys
+vec, out = sys.argv[1], sys.argv[2]
+lines = [json.loads(l) for l in open(out)]
+want = []
+for f in sorted(glob.glob(os.path.join(vec, "0*.expected.json"))):
+    e = json.load(open(f))
+    blob = open(f.replace(".expected.json", ".b64")).read().strip()
+    if not e["aggregated"]:
+        want.append({"partitionKey": None, "explicitHashKey": None, "data": blob,
+                     "subSequenceNumber": 0, "aggregated": False})
+        continue
+    for r in e["records"]:
+        want.append({"partitionKey": r["partition_key"], "explicitHashKey": r["explicit_hash_key"],
+                     "data": r["data_b64"], "subSequenceNumber": r["sub_sequence_number"],
+                     "aggregated": True})
+if len(lines) != len(want):
+    sys.exit(f"{len(lines)} lines, want {len(want)}")
+for i, (a, b) in enumerate(zip(lines, want)):
+    if a != b:
+        sys.exit(f"line {i}: {a} != {b}")
+PY
+
+# JSON input: Lambda event records, SDK capitalisation, sequence numbers, pass-through keys.
+b08=$(tr -d '\n' < "$VEC/08_fanout_2rec.b64")
+b04=$(tr -d '\n' < "$VEC/04_kpl_via_kda_non_aggregated.b64")
+printf '%s\n' \
+  "{\"kinesis\":{\"data\":\"$b08\",\"partitionKey\":\"a\",\"sequenceNumber\":\"4960\"},\"eventID\":\"x\"}" \
+  "{\"Data\":\"$b04\",\"PartitionKey\":\"pk-\\\"q\\\"\",\"SequenceNumber\":\"4961\",\"ApproximateArrivalTimestamp\":1.5}" \
+  > "$TMP/json.in"
+"$CLI" deagg "$TMP/json.in" > "$TMP/json.out" 2>"$TMP/err"
+check "deagg JSON input" python3 - "$TMP/json.out" <<'PY'
+import json, sys
+l = [json.loads(x) for x in open(sys.argv[1])]
+assert len(l) == 3, l
+assert l[0]["sequenceNumber"] == "4960" and l[0]["subSequenceNumber"] == 0 and l[0]["partitionKey"] == "key-0"
+assert l[1]["sequenceNumber"] == "4960" and l[1]["subSequenceNumber"] == 1 and l[1]["aggregated"] is True
+assert l[2]["partitionKey"] == 'pk-"q"' and l[2]["aggregated"] is False and l[2]["sequenceNumber"] == "4961"
+assert list(l[0].keys()) == ["partitionKey", "explicitHashKey", "data", "subSequenceNumber", "aggregated", "sequenceNumber"]
+PY
+
+# Corrupt aggregate (flipped MD5 byte): passes through raw with a warning, exit 0.
+python3 -c "
+import base64,sys
+b=bytearray(base64.b64decode(open('$VEC/08_fanout_2rec.b64').read().strip())); b[-1]^=1
+print(base64.b64encode(bytes(b)).decode())" > "$TMP/corrupt.b64"
+out=$("$CLI" deagg "$TMP/corrupt.b64" 2>"$TMP/err"); rc=$?
+if [[ $rc -eq 0 && $(grep -c aggregated\":false <<<"$out") -eq 1 ]] && grep -q "md5 mismatch" "$TMP/err"; then ok; else
+  fail "corrupt blob pass-through: rc=$rc out=$out err=$(cat "$TMP/err")"; fi
+
+# Unreadable lines are named on stderr and make the exit status 1; good lines still come out.
+printf '%s\n' "$b08" 'not base64!!' '{"data": 5}' '{"nodata":"x"}' '{broken' > "$TMP/mixed.in"
+out=$("$CLI" deagg "$TMP/mixed.in" 2>"$TMP/err"); rc=$?
+if [[ $rc -eq 1 && $(grep -c '^{' <<<"$out") -eq 2 && $(grep -c 'line [2-5]' "$TMP/err") -eq 4 ]]; then ok; else
+  fail "unreadable lines: rc=$rc err=$(cat "$TMP/err")"; fi
+
+# --shard-range and --kcl-exact, on an aggregate with records in both halves of the space.
+half=170141183460469231731687303715884105727
+printf '%s\n' '{"partitionKey":"lo","explicitHashKey":"5","data":"bG8="}' \
+  '{"partitionKey":"hi","explicitHashKey":"340282366920938463463374607431768211455","data":"aGk="}' \
+  | "$CLI" agg > "$TMP/mixed.agg"
+n=$("$CLI" deagg --shard-range "0:$half" "$TMP/mixed.agg" 2>/dev/null | grep -c '"lo"')
+m=$("$CLI" deagg --shard-range "0:$half" --kcl-exact "$TMP/mixed.agg" 2>/dev/null | grep -c '^{')
+if [[ $n -eq 1 && $m -eq 0 ]]; then ok; else fail "shard-range filtering: n=$n m=$m"; fi
+
+# --- agg: byte-identical re-encoding of the real KPL vectors 01 and 02 ------------------------
+for v in 01_kpl_4rec_with_ehk 02_kpl_8rec_no_ehk; do
+  python3 - "$VEC/$v.expected.json" > "$TMP/$v.in" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["records"]:
+    o = {"partitionKey": r["partition_key"], "data": r["data_b64"]}
+    if r["explicit_hash_key"] is not None:
+        o["explicitHashKey"] = r["explicit_hash_key"]
+    print(json.dumps(o))
+PY
+  got=$("$CLI" agg "$TMP/$v.in" | python3 -c 'import json,sys; l=[json.loads(x) for x in sys.stdin]; assert len(l)==1 and l[0]["partitionKey"]=="a"; print(l[0]["data"])')
+  if [[ "$got" == "$(tr -d '\n' < "$VEC/$v.b64")" ]]; then ok; else fail "agg re-encodes $v"; fi
+done
+
+# --- agg -> deagg round trip on generated data, with per-shard grouping -----------------------
+python3 - > "$TMP/gen.in" <<'PY'
+import base64, json, random
+random.seed(5)
+for i in range(3000):
+    o = {"partitionKey": f"user-{random.randrange(400)}-é",
+         "data": base64.b64encode(bytes(random.randrange(256) for _ in range(random.randrange(0, 300)))).decode()}
+    if i % 7 == 0:
+        o["explicitHashKey"] = str(random.randrange(2**128))
+    print(json.dumps(o))
+PY
+"$CLI" agg --shards 4 --max-size 4096 "$TMP/gen.in" > "$TMP/gen.agg"; rc=$?
+"$CLI" deagg "$TMP/gen.agg" > "$TMP/gen.out"
+check "agg --shards round trip and routing" python3 - "$TMP/gen.in" "$TMP/gen.agg" "$TMP/gen.out" <<'PY'
+import base64, hashlib, json, sys
+inp = [json.loads(l) for l in open(sys.argv[1])]
+agg = [json.loads(l) for l in open(sys.argv[2])]
+out = [json.loads(l) for l in open(sys.argv[3])]
+key = lambda r: (r["partitionKey"], r.get("explicitHashKey") or "", r["data"])
+assert sorted(map(key, inp)) == sorted(map(key, out)), "user records differ after the round trip"
+def hk(pk, ehk):
+    return int(ehk) if ehk is not None else int.from_bytes(hashlib.md5(pk.encode()).digest(), "big")
+width = 2**128 // 4
+shard = lambda h: min(h // width, 3)
+for a in agg:
+    data = base64.b64decode(a["data"])
+    assert len(data) <= 4096 or not data.startswith(b"\xf3\x89\x9a\xc2"), "aggregate over --max-size"
+    assert len(a["partitionKey"].encode()) + len(data) <= 1048576
+# Each aggregate's user records hash into the same shard as its outer explicit hash key
+# (decoded here in Python, independently of the C++ reader).
+def varint(b, i):
+    v = s = 0
+    while True:
+        c = b[i]; i += 1; v |= (c & 0x7f) << s; s += 7
+        if c < 0x80: return v, i
+for a in agg:
+    data = base64.b64decode(a["data"])
+    outer = shard(int(a["explicitHashKey"]))
+    if not data.startswith(b"\xf3\x89\x9a\xc2"):
+        assert shard(hk(a["partitionKey"], a["explicitHashKey"])) == outer
+        continue
+    p = data[4:-16]; i = 0; pks = []; ehks = []; recs = []
+    while i < len(p):
+        tag, i = varint(p, i); ln, i = varint(p, i); v = p[i:i+ln]; i += ln
+        [pks, ehks, recs][(tag >> 3) - 1].append(v)
+    for r in recs:
+        j = 0; f = {}
+        while j < len(r):
+            t, j = varint(r, j)
+            if t & 7 == 0: f[t >> 3], j = varint(r, j)
+            else:
+                ln, j = varint(r, j); f[t >> 3] = r[j:j+ln]; j += ln
+        pk = pks[f[1]].decode(); ehk = ehks[f[2]].decode() if 2 in f else None
+        assert shard(hk(pk, ehk)) == outer, "an aggregate mixes shards"
+PY
+[[ $rc -eq 0 ]] && ok || fail "agg exit status $rc"
+
+# agg rejects bad records by name and exits 1, but still writes the good ones.
+printf '%s\n' '{"partitionKey":"ok","data":"eA=="}' '{"partitionKey":"k","explicitHashKey":"0x10","data":"eA=="}' \
+  '{"partitionKey":"","data":"eA=="}' '{"data":"eA=="}' > "$TMP/bad.in"
+out=$("$CLI" agg "$TMP/bad.in" 2>"$TMP/err"); rc=$?
+if [[ $rc -eq 1 && $(grep -c '^{' <<<"$out") -eq 1 ]] && grep -q "line 2: explicit hash key must be a decimal" "$TMP/err" \
+  && grep -q "line 3: partition key is empty" "$TMP/err"; then ok; else fail "agg bad records: rc=$rc $(cat "$TMP/err")"; fi
+
+# A record over the stream's record limit is rejected with the limit named.
+python3 -c "import base64,json; print(json.dumps({'partitionKey':'big','data':base64.b64encode(b'x'*1048574).decode()}))" > "$TMP/big.in"
+"$CLI" agg "$TMP/big.in" >/dev/null 2>"$TMP/err"; rc=$?
+if [[ $rc -eq 1 ]] && grep -q "exceeds the stream's 1048576-byte record limit" "$TMP/err"; then ok; else fail "oversized record"; fi
+"$CLI" agg --max-record-size 2097152 "$TMP/big.in" >/dev/null 2>&1 && ok || fail "--max-record-size raises the limit"
+
+# --- arguments --------------------------------------------------------------------------------
+for args in "agg --max-size 10" "agg --max-size abc" "deagg --shard-range 5:1" "deagg --bogus" \
+            "nosuchcommand" "" "agg --shards 0" "config"; do
+  # shellcheck disable=SC2086
+  "$CLI" $args </dev/null >/dev/null 2>"$TMP/err"; rc=$?
+  if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 1 ]] && grep -q '^shardline: error: ' "$TMP/err"; then ok; else
+    fail "bad arguments '$args': rc=$rc stderr=$(cat "$TMP/err")"; fi
+done
+for cmd in "" agg deagg config "config check" "config docs"; do
+  # shellcheck disable=SC2086
+  "$CLI" $cmd --help >/dev/null 2>&1 && ok || fail "--help for '$cmd'"
+done
+"$CLI" deagg /nonexistent/file >/dev/null 2>"$TMP/err"; rc=$?
+[[ $rc -eq 1 ]] && grep -q "cannot open '/nonexistent/file'" "$TMP/err" && ok || fail "missing input file"
+
+# --- config ------------------------------------------------------------------------------------
+printf 'AggregationMaxSize = 1048576\nRecordTtl = 5\n' > "$TMP/bad.properties"
+"$CLI" config check "$TMP/bad.properties" >/dev/null 2>"$TMP/err"; rc=$?
+[[ $rc -eq 2 ]] && grep -q "bad.properties:2: RecordTtl must be in \[100, 9223372036854775807\] ms, got '5'" "$TMP/err" \
+  && ok || fail "config check reports the bad line: $(cat "$TMP/err")"
+printf 'RecordTtl = 500\nRecordTTL = 5\n' > "$TMP/warn.properties"
+"$CLI" config check "$TMP/warn.properties" >/dev/null 2>"$TMP/err" && grep -q "did you mean 'RecordTtl'" "$TMP/err" \
+  && ok || fail "config check warns about unknown keys"
+
+echo "cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,175 @@
+// Status/Result, hash keys, MD5 and base64.
+#include <gtest/gtest.h>
+
+#include <openssl/evp.h>
+
+#include <random>
+#include <string>
+
+#include "core/digest.h"
+#include "shardline/hash_key.h"
+#include "shardline/result.h"
+#include "shardline/status.h"
+
+namespace shardline {
+namespace {
+
+TEST(Status, OkIsCheapAndPrintsOk) {
+  Status s;
+  EXPECT_TRUE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kOk);
+  EXPECT_EQ(s.to_string(), "OK");
+  EXPECT_EQ(Status(StatusCode::kOk, "ignored").ok(), true);
+}
+
+TEST(Status, CarriesCodeRetryClassAndAwsDetails) {
+  Status s(StatusCode::kResourceExhausted, "Rate exceeded");
+  EXPECT_EQ(s.retry(), RetryClass::kSameCall);
+  s.set_aws("ProvisionedThroughputExceededException", 400, "req-1");
+  EXPECT_EQ(s.to_string(),
+            "RESOURCE_EXHAUSTED: Rate exceeded [aws=ProvisionedThroughputExceededException "
+            "http=400 request-id=req-1]");
+  Status copy = s;
+  EXPECT_EQ(copy.aws_error_code(), "ProvisionedThroughputExceededException");
+  const Status ctx = std::move(copy).with_context("PutRecords stream=s");
+  EXPECT_EQ(ctx.message(), "PutRecords stream=s: Rate exceeded");
+  EXPECT_EQ(Status::invalid_argument("x").retry(), RetryClass::kNone);
+  EXPECT_EQ(Status(StatusCode::kAborted, "x").retry(), RetryClass::kRestart);
+  EXPECT_EQ(Status(StatusCode::kUnavailable, "x", RetryClass::kNone).retry(), RetryClass::kNone);
+}
+
+Result<int> half(int v) {
+  if (v % 2) return Status::invalid_argument("odd");
+  return v / 2;
+}
+Result<int> quarter(int v) {
+  SHARDLINE_ASSIGN_OR_RETURN(int h, half(v));
+  return half(h);
+}
+
+TEST(Result, PropagatesErrors) {
+  EXPECT_EQ(*quarter(8), 2);
+  EXPECT_EQ(quarter(6).status().message(), "odd");
+  EXPECT_EQ(quarter(6).value_or(-1), -1);
+  Result<int> bad(Status{});
+  EXPECT_FALSE(bad.ok()) << "a Result from an OK status is an error, not a value";
+}
+
+TEST(HashKey, ParsesStrictDecimal) {
+  EXPECT_EQ(HashKey::parse_decimal("0")->to_decimal(), "0");
+  EXPECT_EQ(HashKey::parse_decimal("0000")->to_decimal(), "0");
+  EXPECT_EQ(HashKey::parse_decimal("0123")->to_decimal(), "123");
+  EXPECT_EQ(HashKey::parse_decimal("340282366920938463463374607431768211455").value(),
+            HashKey::max());
+  EXPECT_EQ(HashKey::parse_decimal("00340282366920938463463374607431768211455").value(),
+            HashKey::max());
+  EXPECT_EQ(HashKey::parse_decimal("340282366920938463463374607431768211456").status().code(),
+            StatusCode::kOutOfRange);
+  EXPECT_EQ(HashKey::parse_decimal("9999999999999999999999999999999999999999999").status().code(),
+            StatusCode::kOutOfRange);
+  for (const char* bad : {"", "-1", "+1", "0x1F", "1e3", " 1", "1 ", "１"}) {
+    EXPECT_EQ(HashKey::parse_decimal(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(HashKey, RoundTripsRandomValues) {
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 10000; ++i) {
+    const HashKey k(i % 3 == 0 ? 0 : rng(), rng());
+    EXPECT_EQ(HashKey::parse_decimal(k.to_decimal()).value(), k);
+  }
+  EXPECT_EQ(HashKey(0, 18446744073709551615ULL).to_decimal(), "18446744073709551615");
+  EXPECT_EQ(HashKey(1, 0).to_decimal(), "18446744073709551616");
+}
+
+TEST(HashKey, Md5OfPartitionKeyMatchesTheKplVector) {
+  const HashKey k = HashKey::from_partition_key("abcd");
+  EXPECT_EQ(k, HashKey(0xE2FC714C4727EE93ULL, 0x95F324CD2E7F331FULL));
+  EXPECT_EQ(k.to_decimal(), "301716283811389038011477436469853762335");
+  EXPECT_EQ(HashKey::from_partition_key("abc").to_decimal(),
+            "191415658344158766168031473277922803570");
+}
+
+TEST(HashKey, OrdersNumerically) {
+  EXPECT_LT(HashKey(0, ~0ULL), HashKey(1, 0));
+  EXPECT_LT(HashKey(1, 5), HashKey(1, 6));
+  EXPECT_TRUE((HashKeyRange{HashKey(0, 5), HashKey(0, 9)}.contains(HashKey(0, 9))));
+  EXPECT_FALSE((HashKeyRange{HashKey(0, 5), HashKey(0, 9)}.contains(HashKey(0, 10))));
+}
+
+TEST(HashKey, EvenSplitMatchesCreateStream) {
+  // Two shards: [0, 2^127-1] and [2^127, 2^128-1], as Kinesis creates them.
+  EXPECT_EQ(even_split_range(0, 2).end.to_decimal(), "170141183460469231731687303715884105727");
+  EXPECT_EQ(even_split_range(1, 2).start.to_decimal(), "170141183460469231731687303715884105728");
+  EXPECT_EQ(even_split_range(1, 3).start.to_decimal(), "113427455640312821154458202477256070485");
+  EXPECT_EQ(even_split_range(0, 1), HashKeyRange{});
+  for (std::uint32_t n : {1u, 2u, 3u, 4u, 7u, 64u, 1000u}) {
+    EXPECT_EQ(even_split_range(0, n).start, HashKey());
+    EXPECT_EQ(even_split_range(n - 1, n).end, HashKey::max());
+    for (std::uint32_t i = 1; i < n; ++i) {
+      const HashKey prev_end = even_split_range(i - 1, n).end;
+      const HashKey start = even_split_range(i, n).start;
+      EXPECT_EQ(HashKey(prev_end.hi() + (prev_end.lo() == ~0ULL ? 1 : 0), prev_end.lo() + 1),
+                start);
+    }
+  }
+}
+
+TEST(Digest, Md5KnownAnswers) {
+  auto hex = [](std::string_view s) {
+    const auto d = detail::md5(s);
+    return detail::to_hex(d.data(), d.size());
+  };
+  EXPECT_EQ(hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+  EXPECT_EQ(hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
+}
+
+TEST(Digest, Base64Rfc4648Vectors) {
+  const std::pair<const char*, const char*> v[] = {{"", ""},
+                                                   {"f", "Zg=="},
+                                                   {"fo", "Zm8="},
+                                                   {"foo", "Zm9v"},
+                                                   {"foob", "Zm9vYg=="},
+                                                   {"fooba", "Zm9vYmE="},
+                                                   {"foobar", "Zm9vYmFy"}};
+  for (auto [plain, enc] : v) {
+    EXPECT_EQ(detail::base64_encode(plain), enc);
+    EXPECT_EQ(detail::base64_decode(enc).value(), plain);
+  }
+  EXPECT_EQ(detail::base64_decode("Zg").value(), "f") << "unpadded input is accepted";
+  EXPECT_EQ(detail::base64_decode("Zm8").value(), "fo");
+}
+
+TEST(Digest, Base64RejectsMalformedInput) {
+  for (const char* bad : {"Z", "Zg=", "Zg===", "Z===", "Zm9v\n", " Zm9v", "Zm9v ", "Zm-v", "Zm_v",
+                          "Zg==Zg==", "Z=g=", "====", "Zm9v\x01"}) {
+    EXPECT_FALSE(detail::base64_decode(bad).has_value()) << bad;
+  }
+}
+
+TEST(Digest, Base64MatchesOpenSslOnRandomData) {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 2000; ++i) {
+    std::string s(rng() % 300, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    const std::string enc = detail::base64_encode(s);
+    ASSERT_EQ(detail::base64_decode(enc).value(), s);
+    // Independent: OpenSSL's streaming encoder (with its newlines removed).
+    std::string ref((s.size() + 2) / 3 * 4 + s.size() / 48 + 80, '\0');
+    EVP_ENCODE_CTX* ctx = EVP_ENCODE_CTX_new();
+    EVP_EncodeInit(ctx);
+    int n = 0, total = 0;
+    EVP_EncodeUpdate(ctx, reinterpret_cast<unsigned char*>(ref.data()), &n,
+                     reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+    total = n;
+    EVP_EncodeFinal(ctx, reinterpret_cast<unsigned char*>(ref.data()) + total, &n);
+    total += n;
+    EVP_ENCODE_CTX_free(ctx);
+    ref.resize(static_cast<std::size_t>(total));
+    std::erase(ref, '\n');
+    EXPECT_EQ(enc, ref);
+  }
+}
+
+}  // namespace
+}  // namespace shardline

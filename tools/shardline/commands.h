@@ -1,0 +1,17 @@
+// The CLI's subcommands. Each registers its options on the parent app and runs when chosen.
+// Exit codes: 0 ok, 1 a failure while running (e.g. unreadable input lines), 2 bad arguments.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace shardline::cli {
+
+/// Registers a subcommand; returns the function that runs it (after parsing succeeded).
+using Runner = std::function<int()>;
+
+Runner add_agg(CLI::App& app);
+Runner add_deagg(CLI::App& app);
+Runner add_config(CLI::App& app);
+
+}  // namespace shardline::cli
