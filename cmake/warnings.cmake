@@ -1,7 +1,7 @@
 # Warnings for the project's own targets (never for third-party code).
 function(shardline_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wnon-virtual-dtor
-    -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wformat=2
+    -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wformat=2
     -Wimplicit-fallthrough)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # GCC 12 reports false -Wrestrict positives inside libstdc++'s std::string at -O3

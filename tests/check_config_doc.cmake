@@ -1,9 +1,13 @@
-# Fails when docs/CONFIGURATION.md differs from what `shardline config docs` generates.
-execute_process(COMMAND ${CLI} config docs OUTPUT_VARIABLE generated RESULT_VARIABLE rc)
+# Fails when a generated doc differs from what `shardline config <WHAT>` prints
+# (WHAT = docs -> docs/CONFIGURATION.md, errors -> docs/ERRORS.md).
+if(NOT WHAT)
+  set(WHAT docs)
+endif()
+execute_process(COMMAND ${CLI} config ${WHAT} OUTPUT_VARIABLE generated RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "shardline config docs failed (${rc})")
+  message(FATAL_ERROR "shardline config ${WHAT} failed (${rc})")
 endif()
 file(READ ${DOC} current)
 if(NOT generated STREQUAL current)
-  message(FATAL_ERROR "docs/CONFIGURATION.md is stale: run `build/bin/shardline config docs > docs/CONFIGURATION.md`")
+  message(FATAL_ERROR "${DOC} is stale: run `build/bin/shardline config ${WHAT} > ${DOC}`")
 endif()

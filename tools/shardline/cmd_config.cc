@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "aws/aws_errors.h"
 #include "commands.h"
 #include "shardline/config.h"
 
@@ -20,9 +21,15 @@ Runner add_config(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("config", "Inspect and validate settings.");
   sub->require_subcommand(1);
   CLI::App* docs = sub->add_subcommand("docs", "Print the settings reference (Markdown).");
+  CLI::App* errors = sub->add_subcommand("errors", "Print the AWS error table (Markdown).");
   CLI::App* check = sub->add_subcommand("check", "Validate a .properties file (KPL key names).");
   check->add_option("file", args->file, "The .properties file")->required();
-  return [args, docs, check]() -> int {
+  return [args, docs, errors, check]() -> int {
+    if (errors->parsed()) {
+      const std::string md = detail::aws_errors_markdown();
+      std::fwrite(md.data(), 1, md.size(), stdout);
+      return 0;
+    }
     if (docs->parsed()) {
       const std::string md = configuration_markdown();
       std::fwrite(md.data(), 1, md.size(), stdout);

@@ -112,29 +112,12 @@ int run(const DeaggArgs& args) {
     filtered += sum.filtered_out;
 
     std::string& o = out.buf();
+    RecordContext ctx;
+    ctx.sequence_number = fields.sequence_number ? &*fields.sequence_number : nullptr;
     for (const UserRecordView& u : users) {
-      o.append("{\"partitionKey\":");
-      if (!u.aggregated && !fields.partition_key) {
-        o.append("null");
-      } else {
-        append_json_string(o, u.partition_key);
-      }
-      o.append(",\"explicitHashKey\":");
-      if (u.explicit_hash_key) {
-        append_json_string(o, *u.explicit_hash_key);
-      } else {
-        o.append("null");
-      }
-      o.append(",\"data\":\"");
-      detail::base64_append(o, u.data);
-      o.append("\",\"subSequenceNumber\":");
-      append_uint(o, u.sub_sequence_number);
-      o.append(u.aggregated ? ",\"aggregated\":true" : ",\"aggregated\":false");
-      if (fields.sequence_number) {
-        o.append(",\"sequenceNumber\":");
-        append_json_string(o, *fields.sequence_number);
-      }
-      o.append("}\n");
+      ctx.partition_key_known = u.aggregated || fields.partition_key.has_value();
+      append_record_json(o, u.partition_key, u.explicit_hash_key, u.data, u.sub_sequence_number,
+                         u.aggregated, ctx);
     }
     out.line_done();
     if (out.failed()) break;

@@ -13,5 +13,7 @@ using Runner = std::function<int()>;
 Runner add_agg(CLI::App& app);
 Runner add_deagg(CLI::App& app);
 Runner add_config(CLI::App& app);
+Runner add_streams(CLI::App& app);
+Runner add_tail(CLI::App& app);
 
 }  // namespace shardline::cli

@@ -1,5 +1,7 @@
 #include "io.h"
 
+#include "core/digest.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -226,6 +228,42 @@ void append_uint(std::string& out, std::uint64_t v) {
     v /= 10;
   } while (v != 0);
   out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+}
+
+void append_record_json(std::string& o, std::string_view partition_key,
+                        const std::optional<std::string_view>& explicit_hash_key,
+                        std::string_view data, std::uint64_t sub_sequence_number, bool aggregated,
+                        const RecordContext& ctx) {
+  o.append("{\"partitionKey\":");
+  if (ctx.partition_key_known) {
+    append_json_string(o, partition_key);
+  } else {
+    o.append("null");
+  }
+  o.append(",\"explicitHashKey\":");
+  if (explicit_hash_key) {
+    append_json_string(o, *explicit_hash_key);
+  } else {
+    o.append("null");
+  }
+  o.append(",\"data\":\"");
+  detail::base64_append(o, data);
+  o.append("\",\"subSequenceNumber\":");
+  append_uint(o, sub_sequence_number);
+  o.append(aggregated ? ",\"aggregated\":true" : ",\"aggregated\":false");
+  if (ctx.sequence_number) {
+    o.append(",\"sequenceNumber\":");
+    append_json_string(o, *ctx.sequence_number);
+  }
+  if (ctx.shard_id) {
+    o.append(",\"shardId\":");
+    append_json_string(o, *ctx.shard_id);
+  }
+  if (ctx.arrival_ms) {
+    o.append(",\"approximateArrivalTimestamp\":");
+    o.append(std::to_string(*ctx.arrival_ms));
+  }
+  o.append("}\n");
 }
 
 void Warnings::warn(std::uint64_t line, std::string_view message) {

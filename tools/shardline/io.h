@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -72,6 +73,22 @@ void append_json_string(std::string& out, std::string_view s);
 
 /// Append an unsigned decimal.
 void append_uint(std::string& out, std::uint64_t v);
+
+/// Extra fields of a user-record line (the `tail` and `consume` commands add the shard).
+struct RecordContext {
+  bool partition_key_known = true;  // false: a plain record whose partition key is unknown
+  const std::string_view* sequence_number = nullptr;
+  const std::string_view* shard_id = nullptr;
+  const std::int64_t* arrival_ms = nullptr;
+};
+
+/// Append one user-record JSON line (with its newline): partitionKey, explicitHashKey (or
+/// null), data (base64), subSequenceNumber, aggregated, then sequenceNumber, shardId and
+/// approximateArrivalTimestamp when given.
+void append_record_json(std::string& out, std::string_view partition_key,
+                        const std::optional<std::string_view>& explicit_hash_key,
+                        std::string_view data, std::uint64_t sub_sequence_number, bool aggregated,
+                        const RecordContext& ctx);
 
 /// Rate-limited warnings on stderr: the first `limit` are printed, the rest only counted.
 class Warnings {

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   runners["agg"] = shardline::cli::add_agg(app);
   runners["deagg"] = shardline::cli::add_deagg(app);
   runners["config"] = shardline::cli::add_config(app);
+  runners["streams"] = shardline::cli::add_streams(app);
+  runners["tail"] = shardline::cli::add_tail(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,64 @@
+// File: shardline/aws_client.h
+//
+// Settings shared by the AWS service clients (Kinesis, DynamoDB): region, endpoint,
+// credentials, TLS, timeouts and retries. Unset fields follow the AWS SDK conventions.
+//
+//   shardline::AwsClientConfig cfg;
+//   cfg.endpoint_url = "http://127.0.0.1:4567";   // a local kinesalite
+//   auto kinesis = shardline::KinesisClient::create(cfg);
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "shardline/credentials.h"
+
+namespace shardline {
+
+enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarning, kError };
+
+/// Receives log lines. Called from any thread; must be thread-safe and must not call back into
+/// the client. Messages never contain credentials.
+using LogSink = std::function<void(LogLevel level, std::string_view message)>;
+
+struct AwsClientConfig {
+  /// "" = AWS_REGION, AWS_DEFAULT_REGION, then the profile's region (see aws_config.h). For a
+  /// local endpoint with no region configured, "us-east-1" is used.
+  std::string region;
+  /// Shared-file profile; "" = AWS_PROFILE, else "default".
+  std::string profile;
+  /// "" = AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, then the regional AWS endpoint.
+  /// http:// is allowed (local servers).
+  std::string endpoint_url;
+  /// null = the SDKs' default chain (environment, web identity, profile, container, IMDS).
+  std::shared_ptr<CredentialsProvider> credentials;
+
+  /// TLS certificate verification. Turning it off logs a warning.
+  bool verify_tls = true;
+  std::string ca_file;
+  std::string ca_path;
+  std::string proxy_host;  // "" = no proxy
+  int proxy_port = 8080;
+  std::string proxy_user;
+  std::string proxy_password;  // never logged
+
+  std::chrono::milliseconds connect_timeout{6000};
+  /// Timeout of one HTTP attempt.
+  std::chrono::milliseconds request_timeout{10000};
+  int max_connections = 24;
+
+  /// Blocking calls retry throttling, 5xx, timeouts and connection failures with capped
+  /// exponential backoff and full jitter, up to this many attempts in all.
+  int max_attempts = 8;
+  std::chrono::milliseconds retry_base{100};
+  std::chrono::milliseconds retry_cap{5000};
+
+  /// Log sink; null = warnings and errors to stderr.
+  LogSink log;
+};
+
+}  // namespace shardline

@@ -1,0 +1,226 @@
+// File: shardline/kinesis.h
+//
+// A thin, typed Kinesis Data Streams client: one method per API call, JSON 1.1 over HTTPS,
+// SigV4. Blocking methods retry throttling, 5xx and connection failures (AwsClientConfig::
+// max_attempts); the *_async methods make exactly one attempt, for pipelines that keep their
+// own retry and attempt history (the producer).
+//
+//   shardline::AwsClientConfig cfg;
+//   cfg.endpoint_url = "http://127.0.0.1:4567";
+//   auto client = shardline::KinesisClient::create(cfg);
+//   if (!client.ok()) return client.status();
+//   auto& k = **client;
+//   SHARDLINE_RETURN_IF_ERROR(k.create_stream("events", 4));
+//   SHARDLINE_RETURN_IF_ERROR(k.wait_for_stream_active("events", std::chrono::seconds(30)));
+//   auto shards = k.list_shards("events");
+//
+// Streams are named by a StreamRef: a name, or an ARN (anything starting with "arn:").
+// Errors: the Status carries the AWS error code, HTTP status and request id; codes follow the
+// AWS error table (kNotFound for ResourceNotFoundException, kResourceExhausted for throttling,
+// kAborted for ExpiredIteratorException, kInvalidArgument for validation errors,
+// kPermissionDenied / kUnauthenticated for auth failures, kUnavailable for 5xx and transport).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shardline/aws_client.h"
+#include "shardline/hash_key.h"
+#include "shardline/result.h"
+
+namespace shardline {
+
+namespace detail {
+class ServiceClient;
+}
+
+/// A stream by name or by ARN.
+struct StreamRef {
+  StreamRef(std::string name_or_arn);  // NOLINT(google-explicit-constructor)
+  StreamRef(const char* name_or_arn) : StreamRef(std::string(name_or_arn)) {}       // NOLINT
+  StreamRef(std::string_view name_or_arn) : StreamRef(std::string(name_or_arn)) {}  // NOLINT
+  std::string name;  // set when given a name
+  std::string arn;   // set when given an ARN
+  /// The name or the ARN, for messages.
+  const std::string& display() const noexcept { return arn.empty() ? name : arn; }
+};
+
+struct Shard {
+  std::string shard_id;
+  std::string parent_shard_id;           // "" if none
+  std::string adjacent_parent_shard_id;  // "" if none (set by MergeShards)
+  HashKeyRange hash_key_range;
+  std::string starting_sequence_number;
+  std::string ending_sequence_number;  // "" while the shard is open
+  bool is_open() const noexcept { return ending_sequence_number.empty(); }
+};
+
+struct ChildShard {
+  std::string shard_id;
+  std::vector<std::string> parent_shards;
+  HashKeyRange hash_key_range;
+};
+
+struct StreamSummary {
+  std::string name;
+  std::string arn;
+  std::string status;       // CREATING, DELETING, ACTIVE, UPDATING
+  std::string stream_mode;  // PROVISIONED, ON_DEMAND, or "" when the server does not say
+  int open_shard_count = 0;
+  int retention_period_hours = 0;
+  std::string encryption_type;
+  int consumer_count = 0;
+  std::int64_t creation_timestamp_ms = 0;
+};
+
+struct StreamRecord {
+  std::string sequence_number;
+  std::int64_t approximate_arrival_timestamp_ms = 0;
+  std::string data;  // decoded bytes
+  std::string partition_key;
+  std::string encryption_type;
+};
+
+struct GetRecordsResult {
+  std::vector<StreamRecord> records;
+  /// Absent when the shard is closed and fully read.
+  std::optional<std::string> next_shard_iterator;
+  std::int64_t millis_behind_latest = 0;
+  /// Sent by AWS at the end of a closed shard (kinesalite never sends it).
+  std::vector<ChildShard> child_shards;
+};
+
+struct PutRecordsEntry {
+  std::string_view partition_key;
+  std::string_view data;
+  std::string_view explicit_hash_key;  // "" = none
+};
+
+struct PutRecordsResultEntry {
+  std::string sequence_number;  // "" on failure
+  std::string shard_id;
+  std::string error_code;  // "" on success
+  std::string error_message;
+  bool ok() const noexcept { return error_code.empty() && !sequence_number.empty(); }
+};
+
+struct PutRecordsResult {
+  int failed_record_count = 0;
+  std::vector<PutRecordsResultEntry> records;
+  std::string encryption_type;
+};
+
+enum class ShardIteratorType : std::uint8_t {
+  kTrimHorizon,
+  kLatest,
+  kAtSequenceNumber,
+  kAfterSequenceNumber,
+  kAtTimestamp,
+};
+
+struct ShardIteratorStart {
+  ShardIteratorType type = ShardIteratorType::kTrimHorizon;
+  std::string sequence_number;    // AT_/AFTER_SEQUENCE_NUMBER
+  std::int64_t timestamp_ms = 0;  // AT_TIMESTAMP
+};
+
+struct ListShardsOptions {
+  /// ShardFilter Type: "", AT_LATEST, AT_TRIM_HORIZON, FROM_TRIM_HORIZON, AFTER_SHARD_ID,
+  /// AT_TIMESTAMP, FROM_TIMESTAMP. Some servers ignore it (kinesalite): callers must not rely on
+  /// the filter having been applied.
+  std::string filter_type;
+  std::string filter_shard_id;
+  std::int64_t filter_timestamp_ms = 0;
+  std::string exclusive_start_shard_id;
+  int max_results_per_page = 1000;
+};
+
+struct StreamConsumer {
+  std::string name;
+  std::string arn;
+  std::string status;  // CREATING, DELETING, ACTIVE
+  std::int64_t creation_timestamp_ms = 0;
+};
+
+class KinesisClient {
+ public:
+  static Result<std::unique_ptr<KinesisClient>> create(const AwsClientConfig& config);
+  ~KinesisClient();
+  KinesisClient(const KinesisClient&) = delete;
+  KinesisClient& operator=(const KinesisClient&) = delete;
+
+  /// nullopt shard_count creates an ON_DEMAND stream.
+  Status create_stream(std::string_view name, std::optional<int> shard_count);
+  Status delete_stream(const StreamRef& stream, bool enforce_consumer_deletion = false);
+  Result<StreamSummary> describe_stream_summary(const StreamRef& stream);
+  /// Polls DescribeStreamSummary until ACTIVE. kDeadlineExceeded after `timeout`;
+  /// kNotFound if the stream does not exist.
+  Status wait_for_stream_active(const StreamRef& stream, std::chrono::milliseconds timeout);
+  /// Every stream name (follows pagination).
+  Result<std::vector<std::string>> list_streams();
+  /// Every shard (follows NextToken).
+  Result<std::vector<Shard>> list_shards(const StreamRef& stream,
+                                         const ListShardsOptions& options = {});
+
+  struct PutRecordResult {
+    std::string shard_id;
+    std::string sequence_number;
+  };
+  Result<PutRecordResult> put_record(const StreamRef& stream, std::string_view partition_key,
+                                     std::string_view data,
+                                     std::string_view explicit_hash_key = {});
+  /// Up to 500 records. Per-record failures are in the result, not the Status.
+  Result<PutRecordsResult> put_records(const StreamRef& stream,
+                                       std::span<const PutRecordsEntry> records);
+  /// One attempt; `done` runs on the HTTP event-loop thread (keep it short).
+  void put_records_async(const StreamRef& stream, std::span<const PutRecordsEntry> records,
+                         std::function<void(Result<PutRecordsResult>)> done);
+
+  /// A non-zero `attempt_timeout` makes one attempt with that timeout (no retries).
+  Result<std::string> get_shard_iterator(const StreamRef& stream, std::string_view shard_id,
+                                         const ShardIteratorStart& start,
+                                         std::chrono::milliseconds attempt_timeout = {});
+  /// `limit` 1..10000. With a stream ARN the request names it (required for cross-account).
+  Result<GetRecordsResult> get_records(std::string_view shard_iterator, int limit = 10000,
+                                       const StreamRef* stream = nullptr);
+  void get_records_async(std::string_view shard_iterator, int limit,
+                         std::function<void(Result<GetRecordsResult>)> done);
+
+  Status split_shard(const StreamRef& stream, std::string_view shard_id,
+                     const HashKey& new_starting_hash_key);
+  Status merge_shards(const StreamRef& stream, std::string_view shard_id,
+                      std::string_view adjacent_shard_id);
+  Status update_shard_count(const StreamRef& stream, int target_shard_count);
+
+  Result<StreamConsumer> register_stream_consumer(std::string_view stream_arn,
+                                                  std::string_view consumer_name);
+  /// By stream ARN + consumer name, or by consumer ARN (stream_arn empty).
+  Result<StreamConsumer> describe_stream_consumer(std::string_view stream_arn,
+                                                  std::string_view consumer_name,
+                                                  std::string_view consumer_arn = {});
+  Status deregister_stream_consumer(std::string_view stream_arn, std::string_view consumer_name,
+                                    std::string_view consumer_arn = {});
+
+  /// The endpoint URL requests go to.
+  std::string endpoint_url() const;
+
+ private:
+  explicit KinesisClient(std::shared_ptr<detail::ServiceClient> service);
+  std::shared_ptr<detail::ServiceClient> service_;
+};
+
+/// Response parsers, exposed for tests and benchmarks.
+namespace detail {
+Result<GetRecordsResult> parse_get_records(std::string_view json);
+Result<PutRecordsResult> parse_put_records(std::string_view json);
+std::string build_put_records(const StreamRef& stream, std::span<const PutRecordsEntry> records);
+}  // namespace detail
+
+}  // namespace shardline

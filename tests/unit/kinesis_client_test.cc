@@ -1,0 +1,255 @@
+// The Kinesis client's request builders, response parsers and wire behaviour (against a
+// scripted loopback server: no emulator needed).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+
+#include "core/digest.h"
+#include "shardline/kinesis.h"
+#include "support/loopback_http_server.h"
+
+namespace shardline {
+namespace {
+
+using namespace std::chrono_literals;
+using shardline::testing::LoopbackHttpServer;
+using shardline::testing::LoopbackRequest;
+using shardline::testing::LoopbackResponse;
+
+TEST(StreamRef, NameOrArn) {
+  const StreamRef a("events");
+  EXPECT_EQ(a.name, "events");
+  EXPECT_TRUE(a.arn.empty());
+  const StreamRef b("arn:aws:kinesis:us-east-1:123456789012:stream/events");
+  EXPECT_TRUE(b.name.empty());
+  EXPECT_EQ(b.display(), "arn:aws:kinesis:us-east-1:123456789012:stream/events");
+}
+
+TEST(KinesisParse, GetRecordsWithChildShardsAndTimestamps) {
+  const std::string body = R"({"Records":[
+    {"Data":"aGVsbG8=","PartitionKey":"pk\"1","SequenceNumber":"4959","ApproximateArrivalTimestamp":1700000000.123,"EncryptionType":"KMS"},
+    {"Data":"","PartitionKey":"p2","SequenceNumber":"4960","ApproximateArrivalTimestamp":1.7e9}],
+    "MillisBehindLatest":42,
+    "ChildShards":[{"ShardId":"shardId-000000000002","ParentShards":["shardId-000000000000"],
+      "HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"99"}}]})";
+  auto r = detail::parse_get_records(body);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->records.size(), 2u);
+  EXPECT_EQ(r->records[0].data, "hello");
+  EXPECT_EQ(r->records[0].partition_key, "pk\"1");
+  EXPECT_EQ(r->records[0].approximate_arrival_timestamp_ms, 1700000000123);
+  EXPECT_EQ(r->records[0].encryption_type, "KMS");
+  EXPECT_EQ(r->records[1].data, "");
+  EXPECT_EQ(r->records[1].approximate_arrival_timestamp_ms, 1700000000000);
+  EXPECT_FALSE(r->next_shard_iterator.has_value()) << "a closed shard has no next iterator";
+  EXPECT_EQ(r->millis_behind_latest, 42);
+  ASSERT_EQ(r->child_shards.size(), 1u);
+  EXPECT_EQ(r->child_shards[0].parent_shards, std::vector<std::string>{"shardId-000000000000"});
+  EXPECT_EQ(r->child_shards[0].hash_key_range.end, HashKey(0, 99));
+}
+
+TEST(KinesisParse, NullNextIteratorMeansShardEnd) {
+  auto r = detail::parse_get_records(
+      R"({"Records":[],"NextShardIterator":null,"MillisBehindLatest":0})");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->next_shard_iterator.has_value());
+  auto open = detail::parse_get_records(
+      R"({"Records":[],"NextShardIterator":"AAA","MillisBehindLatest":0})");
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(*open->next_shard_iterator, "AAA");
+}
+
+TEST(KinesisParse, MalformedResponsesAreClearErrorsNotCrashes) {
+  for (const char* bad : {"", "not json", "[1,2]", R"({"Records":[{"PartitionKey":"x"}]})",
+                          R"({"Records":[{"Data":"!!notbase64","PartitionKey":"x"}]})"}) {
+    auto r = detail::parse_get_records(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+    EXPECT_NE(r.status().message().find("malformed response"), std::string::npos);
+  }
+  EXPECT_FALSE(detail::parse_put_records(R"({"FailedRecordCount":0})").ok());
+}
+
+TEST(KinesisParse, PutRecordsEntries) {
+  auto r = detail::parse_put_records(R"({"FailedRecordCount":1,"Records":[
+    {"SequenceNumber":"1","ShardId":"shardId-000000000000"},
+    {"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded"},
+    {}]})");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->records.size(), 3u);
+  EXPECT_TRUE(r->records[0].ok());
+  EXPECT_FALSE(r->records[1].ok());
+  EXPECT_EQ(r->records[1].error_code, "ProvisionedThroughputExceededException");
+  EXPECT_FALSE(r->records[2].ok())
+      << "an entry with neither sequence number nor error is a failure";
+}
+
+TEST(KinesisBuild, PutRecordsBodyRoundTrips) {
+  const std::string bin("\x00\xff\"\\\n", 5);
+  const PutRecordsEntry entries[] = {{"pk-\"q\"", bin, ""}, {"a", "agg", "12345"}};
+  const std::string body = detail::build_put_records(StreamRef("s"), entries);
+  const auto j = nlohmann::json::parse(body);
+  EXPECT_EQ(j["StreamName"], "s");
+  ASSERT_EQ(j["Records"].size(), 2u);
+  EXPECT_EQ(j["Records"][0]["PartitionKey"], "pk-\"q\"");
+  EXPECT_EQ(*detail::base64_decode(j["Records"][0]["Data"].get<std::string>()), bin);
+  EXPECT_FALSE(j["Records"][0].contains("ExplicitHashKey"));
+  EXPECT_EQ(j["Records"][1]["ExplicitHashKey"], "12345");
+  const std::string arn_body =
+      detail::build_put_records(StreamRef("arn:aws:kinesis:us-east-1:1:stream/s"), entries);
+  EXPECT_EQ(nlohmann::json::parse(arn_body)["StreamARN"], "arn:aws:kinesis:us-east-1:1:stream/s");
+}
+
+// The wire: signed JSON 1.1 requests, error mapping, retries, async single attempts.
+class KinesisWire : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = LoopbackHttpServer::start([this](const LoopbackRequest& req) {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(req);
+      return handler_(req);
+    });
+    ASSERT_TRUE(s.ok());
+    server_ = std::move(*s);
+    AwsClientConfig c;
+    c.endpoint_url = server_->url("");
+    c.region = "eu-west-1";
+    c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "tok", {}, "t"});
+    c.retry_base = 1ms;
+    c.retry_cap = 2ms;
+    c.max_attempts = 3;
+    auto k = KinesisClient::create(c);
+    ASSERT_TRUE(k.ok()) << k.status().to_string();
+    k_ = std::move(*k);
+  }
+  std::function<LoopbackResponse(const LoopbackRequest&)> handler_;
+  std::mutex mu_;
+  std::vector<LoopbackRequest> requests_;
+  std::unique_ptr<LoopbackHttpServer> server_;
+  std::unique_ptr<KinesisClient> k_;
+};
+
+TEST_F(KinesisWire, SendsSignedJson11Requests) {
+  handler_ = [](const LoopbackRequest&) {
+    return LoopbackResponse::text(200, R"({"ShardIterator":"IT-1"})");
+  };
+  auto it = k_->get_shard_iterator("s", "shardId-000000000001",
+                                   {ShardIteratorType::kAtTimestamp, "", 1700000000123});
+  ASSERT_TRUE(it.ok()) << it.status().to_string();
+  EXPECT_EQ(*it, "IT-1");
+  ASSERT_EQ(requests_.size(), 1u);
+  const LoopbackRequest& r = requests_[0];
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.header("x-amz-target"), "Kinesis_20131202.GetShardIterator");
+  EXPECT_EQ(r.header("content-type"), "application/x-amz-json-1.1");
+  EXPECT_EQ(r.header("x-amz-security-token"), "tok");
+  const std::string auth(r.header("authorization"));
+  EXPECT_EQ(auth.rfind("AWS4-HMAC-SHA256 Credential=AKIDWIRE/", 0), 0u) << auth;
+  EXPECT_NE(auth.find("/eu-west-1/kinesis/aws4_request"), std::string::npos);
+  EXPECT_NE(
+      auth.find("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target"),
+      std::string::npos)
+      << auth;
+  EXPECT_EQ(auth.find("wire-secret"), std::string::npos);
+  EXPECT_FALSE(r.header("accept-encoding").size()) << "no gzip on the data plane";
+  const auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["ShardIteratorType"], "AT_TIMESTAMP");
+  EXPECT_EQ(j["Timestamp"].get<double>(), 1700000000.123);
+}
+
+TEST_F(KinesisWire, RetriesThrottlingThenSucceeds) {
+  std::atomic<int> n{0};
+  handler_ = [&n](const LoopbackRequest&) {
+    if (n++ < 2) {
+      return LoopbackResponse::text(
+          400, R"({"__type":"ProvisionedThroughputExceededException","message":"Rate exceeded"})");
+    }
+    return LoopbackResponse::text(200, R"({"StreamNames":["a","b"],"HasMoreStreams":false})");
+  };
+  auto r = k_->list_streams();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(*r, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(n.load(), 3);
+}
+
+TEST_F(KinesisWire, DoesNotRetryNonRetryableErrors) {
+  std::atomic<int> n{0};
+  handler_ = [&n](const LoopbackRequest&) {
+    ++n;
+    LoopbackResponse r = LoopbackResponse::text(
+        400, R"({"__type":"AccessDeniedException","message":"not allowed"})");
+    r.headers.emplace_back("x-amzn-RequestId", "rid-7");
+    return r;
+  };
+  auto r = k_->describe_stream_summary("s");
+  EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(r.status().request_id(), "rid-7");
+  EXPECT_EQ(n.load(), 1);
+}
+
+TEST_F(KinesisWire, GivesUpAfterMaxAttempts) {
+  std::atomic<int> n{0};
+  handler_ = [&n](const LoopbackRequest&) {
+    ++n;
+    return LoopbackResponse::text(500, R"({"__type":"InternalFailure"})");
+  };
+  auto r = k_->list_streams();
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(n.load(), 3);
+}
+
+TEST_F(KinesisWire, AsyncMakesExactlyOneAttempt) {
+  std::atomic<int> n{0};
+  handler_ = [&n](const LoopbackRequest&) {
+    ++n;
+    return LoopbackResponse::text(500, R"({"__type":"InternalFailure"})");
+  };
+  std::promise<Result<PutRecordsResult>> p;
+  const PutRecordsEntry e[] = {{"k", "v", ""}};
+  k_->put_records_async("s", e, [&p](Result<PutRecordsResult> r) { p.set_value(std::move(r)); });
+  auto r = p.get_future().get();
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(n.load(), 1);
+}
+
+TEST_F(KinesisWire, PutRecordsCountMismatchIsAnError) {
+  handler_ = [](const LoopbackRequest&) {
+    return LoopbackResponse::text(
+        200, R"({"FailedRecordCount":0,"Records":[{"SequenceNumber":"1","ShardId":"s"}]})");
+  };
+  const PutRecordsEntry e[] = {{"k", "v", ""}, {"k2", "v2", ""}};
+  auto r = k_->put_records("s", e);
+  EXPECT_EQ(r.status().code(), StatusCode::kInternal);
+  EXPECT_NE(r.status().message().find("1 entries for 2 records"), std::string::npos);
+}
+
+TEST_F(KinesisWire, ListShardsFollowsNextToken) {
+  handler_ = [](const LoopbackRequest& req) {
+    const auto j = nlohmann::json::parse(req.body);
+    if (!j.contains("NextToken")) {
+      EXPECT_EQ(j["StreamName"], "s");
+      return LoopbackResponse::text(200, R"({"Shards":[{"ShardId":"shardId-000000000000",
+        "HashKeyRange":{"StartingHashKey":"0","EndingHashKey":"10"},
+        "SequenceNumberRange":{"StartingSequenceNumber":"1"}}],"NextToken":"T1"})");
+    }
+    EXPECT_FALSE(j.contains("StreamName")) << "AWS rejects StreamName with NextToken";
+    return LoopbackResponse::text(200, R"({"Shards":[{"ShardId":"shardId-000000000001",
+        "ParentShardId":"shardId-000000000000",
+        "HashKeyRange":{"StartingHashKey":"11","EndingHashKey":"20"},
+        "SequenceNumberRange":{"StartingSequenceNumber":"2","EndingSequenceNumber":"3"}}]})");
+  };
+  auto r = k_->list_shards("s");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_TRUE((*r)[0].is_open());
+  EXPECT_FALSE((*r)[1].is_open());
+  EXPECT_EQ((*r)[1].parent_shard_id, "shardId-000000000000");
+  EXPECT_EQ((*r)[1].hash_key_range.start, HashKey(0, 11));
+}
+
+}  // namespace
+}  // namespace shardline
