@@ -444,7 +444,7 @@ class HttpClient::Impl {
       }
     }
     if (!s.ok()) {
-      release_easy(easy);
+      release_easy(easy, /*reusable=*/false);
       complete(std::move(t), std::move(s));
       return;
     }
@@ -642,7 +642,9 @@ class HttpClient::Impl {
       complete(std::move(t), std::move(response));
       return;
     }
-    release_easy(easy);
+    // A handle whose transfer failed (timeout, reset) is not reused: libcurl 7.88 can leave it
+    // rejecting options on the next configure (seen: CURLOPT_BUFFERSIZE after a timeout).
+    release_easy(easy, /*reusable=*/false);
     Status s;
     if (t->too_large) {
       s = transport_error_status(TransportError::kResponseTooLarge, t->host,
@@ -660,7 +662,7 @@ class HttpClient::Impl {
     std::vector<std::unique_ptr<Transfer>> all;
     for (auto& [easy, t] : active_) {
       curl_multi_remove_handle(multi_, easy);
-      release_easy(easy);
+      release_easy(easy, /*reusable=*/false);
       all.push_back(std::move(t));
     }
     active_.clear();
@@ -700,7 +702,11 @@ class HttpClient::Impl {
     return curl_easy_init();
   }
 
-  void release_easy(CURL* easy) {
+  void release_easy(CURL* easy, bool reusable = true) {
+    if (!reusable) {
+      curl_easy_cleanup(easy);
+      return;
+    }
     curl_easy_reset(easy);  // drops every pointer into the finished Transfer
     const std::size_t keep =
         static_cast<std::size_t>(std::max<long>(16, options_.max_connections_total));

@@ -361,13 +361,7 @@ class Producer::Impl {
 
   std::size_t pump() {
     run_once(clock_->now());
-    std::vector<Finished> batch;
-    {
-      std::lock_guard<std::mutex> lock(cb_mu_);
-      batch.swap(cb_queue_);
-    }
-    run_callbacks(batch);
-    return batch.size();
+    return deliver_callbacks_inline();
   }
 
  private:
@@ -434,15 +428,34 @@ class Producer::Impl {
   void callback_loop() {
     std::vector<Finished> batch;
     while (true) {
+      std::uint64_t bytes = 0;
       {
         std::unique_lock<std::mutex> lock(cb_mu_);
         cb_cv_.wait(lock, [&] { return cb_stop_ || !cb_queue_.empty(); });
         if (cb_queue_.empty() && cb_stop_) return;
         batch.swap(cb_queue_);
+        bytes = cb_queue_bytes_;
+        cb_queue_bytes_ = 0;
       }
       run_callbacks(batch);
+      release(batch.size(), bytes);
       batch.clear();
     }
+  }
+
+  // A record stops counting as outstanding once its callback has run, so flush_sync() and
+  // close() return only after the callbacks.
+  void release(std::size_t records, std::uint64_t bytes) {
+    if (records == 0) return;
+    bool drained = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      outstanding_records_ -= records;
+      outstanding_bytes_ -= bytes;
+      drained = outstanding_records_ == 0;
+    }
+    room_cv_.notify_all();
+    if (drained) drained_cv_.notify_all();
   }
 
   void mapper_loop() {
@@ -477,13 +490,18 @@ class Producer::Impl {
     }
   }
 
-  void deliver_callbacks_inline() {
+  std::size_t deliver_callbacks_inline() {
     std::vector<Finished> batch;
+    std::uint64_t bytes = 0;
     {
       std::lock_guard<std::mutex> lock(cb_mu_);
       batch.swap(cb_queue_);
+      bytes = cb_queue_bytes_;
+      cb_queue_bytes_ = 0;
     }
     run_callbacks(batch);
+    release(batch.size(), bytes);
+    return batch.size();
   }
 
   void log(LogLevel level, std::string_view message) const {
@@ -527,6 +545,7 @@ class Producer::Impl {
     for (Completion& c : completions) on_completion(c, now);
     if (now >= next_sweep_ || flush_all) {
       sweep_expired(now);
+      sweep_ready(now);
       next_sweep_ = now + kSweepInterval;
     }
     TimePoint next = next_sweep_;
@@ -555,6 +574,7 @@ class Producer::Impl {
       next = std::min(next, release(s, -1, now));
       next = std::min(next, collect(s, now, flush_all));
     }
+    publish_finished();
     {
       std::lock_guard<std::mutex> lock(mu_);
       next_wake_ = next;
@@ -806,16 +826,38 @@ class Producer::Impl {
   void send(std::uint32_t s, TimePoint now) {
     StreamState& st = streams_[s];
     if (st.collector.empty()) return;
-    const std::uint64_t id = next_request_id_++;
     InFlight req{s, std::move(st.collector), now};
     st.collector.clear();
     st.collector_bytes = 0;
     st.collector_deadline = TimePoint::max();
+    for (KRec& k : req.krecs) {
+      if (k.shard >= 0) st.shards[static_cast<std::size_t>(k.shard)].collector_bytes = 0;
+    }
+    ready_.push_back(std::move(req));
+    dispatch(now);
+  }
+
+  // Start ready requests while fewer than MaxConnections are in flight: more would only wait
+  // for a connection inside the HTTP client, where their timeout already runs.
+  void dispatch(TimePoint now) {
+    const std::size_t limit =
+        static_cast<std::size_t>(std::max<std::int64_t>(1, cfg_.max_connections));
+    while (!ready_.empty() && in_flight_.size() < limit) {
+      InFlight req = std::move(ready_.front());
+      ready_.pop_front();
+      start(std::move(req), now);
+    }
+  }
+
+  void start(InFlight req, TimePoint now) {
+    const std::uint64_t id = next_request_id_++;
+    const std::uint32_t s = req.stream;
+    StreamState& st = streams_[s];
+    req.sent = now;
     std::vector<PutRecordsEntry> entries;
     entries.reserve(req.krecs.size());
     std::size_t users = 0;
     for (KRec& k : req.krecs) {
-      if (k.shard >= 0) st.shards[static_cast<std::size_t>(k.shard)].collector_bytes = 0;
       entries.push_back({k.rec.partition_key, k.rec.data, k.rec.explicit_hash_key});
       users += k.users.size();
       for (URec& u : k.users) {
@@ -852,6 +894,11 @@ class Producer::Impl {
     if (it == in_flight_.end()) return;
     InFlight req = std::move(it->second);
     in_flight_.erase(it);
+    handle_response(req, c, now);
+    dispatch(now);
+  }
+
+  void handle_response(InFlight& req, Completion& c, TimePoint now) {
     const auto duration = ms_between(req.sent, now);
     {
       std::lock_guard<std::mutex> lock(metrics_mu_);
@@ -1090,6 +1137,30 @@ class Producer::Impl {
     }
   }
 
+  // Requests waiting for a free connection hold records that are not in flight yet: expire
+  // them too; the survivors go back through routing.
+  void sweep_ready(TimePoint now) {
+    for (auto it = ready_.begin(); it != ready_.end();) {
+      bool any = false;
+      for (const KRec& k : it->krecs) any |= now >= k.expiration;
+      if (!any) {
+        ++it;
+        continue;
+      }
+      std::vector<KRec> krecs = std::move(it->krecs);
+      it = ready_.erase(it);
+      for (KRec& k : krecs) {
+        for (URec& u : k.users) {
+          if (now >= u->expiration) {
+            expire(std::move(u), now);
+          } else {
+            route(std::move(u), now);
+          }
+        }
+      }
+    }
+  }
+
   // Fail everything not yet resolved (close timeout or shutdown), including in-flight records.
   void cancel_everything() {
     const TimePoint now = clock_->now();
@@ -1135,37 +1206,61 @@ class Producer::Impl {
       for (KRec& k : req.krecs)
         for (URec& u : k.users) cancel(std::move(u));
     in_flight_.clear();
+    for (InFlight& req : ready_)
+      for (KRec& k : req.krecs)
+        for (URec& u : k.users) cancel(std::move(u));
+    ready_.clear();
+    publish_finished();
   }
 
+  // Resolve a record. Results, metrics and the outstanding counters are batched and handed
+  // over once per pipeline pass (publish_finished), not per record.
   void finish(URec u, PutResult r, TimePoint now) {
     (void)now;
     r.attempts = std::move(u->attempts);
+    const double retries = r.attempts.empty() ? 0.0 : static_cast<double>(r.attempts.size() - 1);
+    if (r.success) {
+      ++batch_.put;
+      batch_.data_put += u->data.size();
+    } else {
+      ++batch_.failed;
+    }
+    batch_.retries.add(retries);
+    batch_.bytes += u->bytes;
+    batch_.done.push_back(Finished{std::move(u->cb), std::move(r)});
+  }
+
+  void publish_finished() {
+    if (batch_.done.empty()) return;
+    const std::size_t n = batch_.done.size();
     {
       std::lock_guard<std::mutex> lock(metrics_mu_);
-      if (r.success) {
-        ++metrics_.user_records_put;
-        metrics_.user_records_data_put += u->data.size();
-      } else {
-        ++metrics_.user_records_failed;
+      metrics_.user_records_put += batch_.put;
+      metrics_.user_records_failed += batch_.failed;
+      metrics_.user_records_data_put += batch_.data_put;
+      metrics_.retries += static_cast<std::uint64_t>(batch_.retries.sum);
+      MetricStat& m = metrics_.retries_per_record;
+      if (batch_.retries.count) {
+        if (m.count == 0 || batch_.retries.min < m.min) m.min = batch_.retries.min;
+        if (m.count == 0 || batch_.retries.max > m.max) m.max = batch_.retries.max;
+        m.count += batch_.retries.count;
+        m.sum += batch_.retries.sum;
       }
-      const double retries = r.attempts.empty() ? 0.0 : static_cast<double>(r.attempts.size() - 1);
-      metrics_.retries_per_record.add(retries);
-      metrics_.retries += static_cast<std::uint64_t>(retries);
     }
     {
       std::lock_guard<std::mutex> lock(cb_mu_);
-      cb_queue_.push_back(Finished{std::move(u->cb), std::move(r)});
+      if (cb_queue_.empty()) {
+        cb_queue_.swap(batch_.done);
+      } else {
+        for (Finished& f : batch_.done) cb_queue_.push_back(std::move(f));
+      }
+      cb_queue_bytes_ += batch_.bytes;
     }
+    (void)n;
     cb_cv_.notify_one();
-    bool drained = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      --outstanding_records_;
-      outstanding_bytes_ -= u->bytes;
-      drained = outstanding_records_ == 0;
-    }
-    room_cv_.notify_one();
-    if (drained) drained_cv_.notify_all();
+    batch_.done.clear();
+    batch_.put = batch_.failed = batch_.data_put = batch_.bytes = 0;
+    batch_.retries = MetricStat{};
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -1195,14 +1290,21 @@ class Producer::Impl {
   // Pipeline thread only.
   std::vector<StreamState> streams_;
   std::unordered_map<std::uint64_t, InFlight> in_flight_;
+  std::deque<InFlight> ready_;  // complete requests waiting for an in-flight slot
   std::uint64_t next_request_id_ = 1;
   TimePoint next_sweep_{};
   std::vector<URec> cancel_intake_;
+  struct FinishedBatch {
+    std::vector<Finished> done;
+    std::uint64_t put = 0, failed = 0, data_put = 0, bytes = 0;
+    MetricStat retries;
+  } batch_;
 
   // Callback queue.
   std::mutex cb_mu_;
   std::condition_variable cb_cv_;
   std::vector<Finished> cb_queue_;
+  std::uint64_t cb_queue_bytes_ = 0;
   bool cb_stop_ = false;
 
   mutable std::mutex metrics_mu_;

@@ -210,5 +210,33 @@ printf 'RecordTtl = 500\nRecordTTL = 5\n' > "$TMP/warn.properties"
 "$CLI" config check "$TMP/warn.properties" >/dev/null 2>"$TMP/err" && grep -q "did you mean 'RecordTtl'" "$TMP/err" \
   && ok || fail "config check warns about unknown keys"
 
+# --- put: argument checks (offline: each fails before any request) ----------------------------
+printf 'AggregationMaxSize = 1048576\nRecordTtl = 5\n' > "$TMP/put-bad.properties"
+for args in "put" "put --stream s --format xml" "put --stream s --format" \
+            "put --stream s --partition-key k --random-partition-key" \
+            "put --stream s --random-partition-key --partition-key k" \
+            "put --stream s -X RecordTtl=5" "put --stream s -X RecordTtl" "put --stream s -X =5" \
+            "put --stream s -X AggregationEnabled=maybe" "put --stream s --config $TMP/put-bad.properties" \
+            "put --stream s --config $TMP/no-such.properties" "put --stream s --partition-key ''"; do
+  eval "\"\$CLI\" $args" </dev/null >"$TMP/out" 2>"$TMP/err"; rc=$?
+  if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 1 && ! -s $TMP/out ]] && grep -q '^shardline: error: ' "$TMP/err"; then ok; else
+    fail "put bad arguments '$args': rc=$rc stderr=$(cat "$TMP/err")"; fi
+done
+"$CLI" put --stream s --config "$TMP/put-bad.properties" </dev/null >/dev/null 2>"$TMP/err"
+grep -q "put-bad.properties:2: RecordTtl must be in \[100, 9223372036854775807\] ms, got '5'" "$TMP/err" \
+  && ok || fail "put --config reports the loader's message: $(cat "$TMP/err")"
+"$CLI" put --stream s -X RecordTtl=5 </dev/null >/dev/null 2>"$TMP/err"
+grep -q "RecordTtl must be in \[100, 9223372036854775807\] ms, got '5'" "$TMP/err" \
+  && ok || fail "put -X is validated like --config: $(cat "$TMP/err")"
+"$CLI" put --help >/dev/null 2>&1 && ok || fail "--help for 'put'"
+# Settings warnings are printed once each; an empty input needs no request: exit 0, zero records.
+printf 'RecordTtl = 500\nRecordTTL = 5\n' > "$TMP/put-warn.properties"
+out=$("$CLI" put --stream s --region us-east-1 --config "$TMP/put-warn.properties" -X RecordTTL=7 \
+  -X RecordTTL=7 -X RecordMaxBufferedTime=50 </dev/null 2>"$TMP/err"); rc=$?
+if [[ $rc -eq 0 && $(grep -c "unknown key 'RecordTTL'" "$TMP/err") -eq 2 ]] \
+  && grep -q "put-warn.properties:2: unknown key 'RecordTTL'" "$TMP/err" \
+  && python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["userRecords"]==0 and s["failed"]==0 and s["interrupted"] is False, s' "$out"; then ok; else
+  fail "put settings warnings once each / empty input: rc=$rc out=$out err=$(cat "$TMP/err")"; fi
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -417,6 +417,42 @@ TEST_F(ProducerTest, CollectionMaxCountSplitsRequests) {
   EXPECT_EQ(fake_->calls[2].records.size(), 1u);
 }
 
+TEST_F(ProducerTest, AtMostMaxConnectionsRequestsAreInFlight) {
+  cfg_.aggregation_enabled = false;
+  cfg_.collection_max_count = 2;
+  cfg_.max_connections = 1;
+  make(1);
+  for (int i = 0; i < 6; ++i) put("q" + std::to_string(i));
+  step(120ms);
+  ASSERT_EQ(fake_->calls.size(), 1u) << "the other batches wait for the connection";
+  for (int round = 0; round < 2; ++round) {
+    fake_->succeed_next();
+    p_->pump();
+    ASSERT_EQ(fake_->calls.size(), 1u) << "the next batch starts when one completes";
+  }
+  fake_->succeed_next();
+  p_->pump();
+  EXPECT_EQ(results_.size(), 6u);
+  EXPECT_TRUE(fake_->calls.empty());
+}
+
+TEST_F(ProducerTest, RecordsWaitingForAConnectionStillExpire) {
+  cfg_.aggregation_enabled = false;
+  cfg_.collection_max_count = 1;
+  cfg_.max_connections = 1;
+  cfg_.record_ttl = 500;
+  make(1);
+  put("first");
+  put("second");
+  step(120ms);
+  ASSERT_EQ(fake_->calls.size(), 1u);
+  step(500ms);  // the first call hangs; the second record expires while queued
+  ASSERT_EQ(results_.count("second") + results_.count("first"), 1u);
+  const std::string queued = results_.count("second") ? "second" : "first";
+  EXPECT_EQ(results_[queued].attempts.back().error_code, "UserRecordExpired");
+  ASSERT_EQ(results_[queued].attempts.size(), 1u) << "never sent";
+}
+
 TEST_F(ProducerTest, FlushSendsWithoutWaiting) {
   cfg_.record_max_buffered_time = 60000;
   cfg_.record_ttl = 120000;

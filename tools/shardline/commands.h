@@ -15,5 +15,6 @@ Runner add_deagg(CLI::App& app);
 Runner add_config(CLI::App& app);
 Runner add_streams(CLI::App& app);
 Runner add_tail(CLI::App& app);
+Runner add_put(CLI::App& app);
 
 }  // namespace shardline::cli

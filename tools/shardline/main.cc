@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   runners["config"] = shardline::cli::add_config(app);
   runners["streams"] = shardline::cli::add_streams(app);
   runners["tail"] = shardline::cli::add_tail(app);
+  runners["put"] = shardline::cli::add_put(app);
 
   try {
     app.parse(argc, argv);
