@@ -25,7 +25,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "shardline/hash_key.h"
@@ -121,10 +120,24 @@ class AggregateBuilder {
 
   AggregationLimits limits_;
   std::vector<Entry> records_;
+  // Open-addressing index from a key's hash to its table position. It keeps its memory across
+  // clear() (a generation stamp empties it in O(1)), so adding a record allocates nothing.
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::uint32_t index = 0;
+    std::uint32_t generation = 0;
+  };
+  // Position of `pk` in pk_table_, or -1; `slot` receives where it is or would go.
+  std::int64_t find_pk(std::string_view pk, std::uint64_t hash, std::size_t& slot) const noexcept;
+  std::int64_t find_ehk(const HashKey& k, std::uint64_t hash, std::size_t& slot) const noexcept;
+  void grow_index(std::vector<Slot>& index, bool pk);
+
   std::vector<std::string_view> pk_table_;
   std::vector<std::string> ehk_table_;  // canonical decimal strings
-  std::unordered_map<std::string_view, std::uint32_t> pk_index_;
-  std::unordered_map<HashKey, std::uint32_t, HashKeyHash> ehk_index_;
+  std::vector<HashKey> ehk_keys_;       // the same keys as integers
+  std::vector<Slot> pk_index_;          // capacity: a power of two
+  std::vector<Slot> ehk_index_;
+  std::uint32_t generation_ = 1;
   std::size_t proto_size_ = 0;
 };
 

@@ -3,6 +3,7 @@
 // explicit_hash_key_table entries, then all records, each record as fields 1, 2 (only when the
 // user gave an explicit hash key), 3. Keys are deduplicated in first-use order. Unlike the KPL,
 // sizes are tracked exactly rather than estimated, so no trimming pass is needed.
+#include <algorithm>
 #include <cstring>
 
 #include "aggregation/proto_wire.h"
@@ -79,7 +80,78 @@ Result<HashKey> validate_user_record(std::string_view partition_key,
   return HashKey::from_partition_key(partition_key);
 }
 
-AggregateBuilder::AggregateBuilder(AggregationLimits limits) : limits_(limits) {}
+AggregateBuilder::AggregateBuilder(AggregationLimits limits) : limits_(limits) {
+  pk_index_.resize(64);
+  ehk_index_.resize(16);
+}
+
+namespace {
+// FNV-1a, then a final mix: fast for the short keys of partition key tables.
+std::uint64_t hash_bytes(std::string_view s) noexcept {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+std::uint64_t mix_hash_key(const HashKey& k) noexcept {
+  std::uint64_t h = k.hi() * 0x9E3779B97F4A7C15ULL ^ k.lo();
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return h ^ (h >> 32);
+}
+}  // namespace
+
+std::int64_t AggregateBuilder::find_pk(std::string_view pk, std::uint64_t hash,
+                                       std::size_t& slot) const noexcept {
+  const std::size_t mask = pk_index_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = pk_index_[i];
+    if (s.generation != generation_) {
+      slot = i;
+      return -1;
+    }
+    if (s.hash == hash && pk_table_[s.index] == pk) {
+      slot = i;
+      return s.index;
+    }
+  }
+}
+
+std::int64_t AggregateBuilder::find_ehk(const HashKey& k, std::uint64_t hash,
+                                        std::size_t& slot) const noexcept {
+  const std::size_t mask = ehk_index_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = ehk_index_[i];
+    if (s.generation != generation_) {
+      slot = i;
+      return -1;
+    }
+    if (s.hash == hash && ehk_keys_[s.index] == k) {
+      slot = i;
+      return s.index;
+    }
+  }
+}
+
+// Double the index and re-insert the live entries (load factor stays at or below 1/2).
+void AggregateBuilder::grow_index(std::vector<Slot>& index, bool pk) {
+  std::vector<Slot> old;
+  old.swap(index);
+  index.assign(old.size() * 2, Slot{});
+  const std::size_t mask = index.size() - 1;
+  for (const Slot& s : old) {
+    if (s.generation != generation_) continue;
+    std::size_t i = s.hash & mask;
+    while (index[i].generation == generation_) i = (i + 1) & mask;
+    index[i] = s;
+  }
+  (void)pk;
+}
 
 std::size_t AggregateBuilder::record_field_size(std::size_t pk_index, std::int64_t ehk_index,
                                                 std::size_t data_size) const noexcept {
@@ -100,15 +172,19 @@ bool AggregateBuilder::fits(std::string_view partition_key,
   if (records_.size() >= limits_.max_count) return false;
   std::size_t added = 0;
   std::size_t pk_index = pk_table_.size();
-  if (auto it = pk_index_.find(partition_key); it != pk_index_.end()) {
-    pk_index = it->second;
+  std::size_t slot;
+  if (const std::int64_t found = find_pk(partition_key, hash_bytes(partition_key), slot);
+      found >= 0) {
+    pk_index = static_cast<std::size_t>(found);
   } else {
     added += bytes_field_size(partition_key.size());
   }
   std::int64_t ehk_index = -1;
   if (explicit_hash_key) {
-    if (auto it = ehk_index_.find(*explicit_hash_key); it != ehk_index_.end()) {
-      ehk_index = it->second;
+    if (const std::int64_t found =
+            find_ehk(*explicit_hash_key, mix_hash_key(*explicit_hash_key), slot);
+        found >= 0) {
+      ehk_index = found;
     } else {
       ehk_index = static_cast<std::int64_t>(ehk_table_.size());
       char digits[40];
@@ -131,21 +207,29 @@ void AggregateBuilder::add(std::string_view partition_key,
                            const std::optional<HashKey>& explicit_hash_key, std::string_view data,
                            const HashKey& hash_key) {
   std::uint32_t pk_index;
-  auto [it, inserted] =
-      pk_index_.try_emplace(partition_key, static_cast<std::uint32_t>(pk_table_.size()));
-  pk_index = it->second;
-  if (inserted) {
+  const std::uint64_t ph = hash_bytes(partition_key);
+  std::size_t slot;
+  if (const std::int64_t found = find_pk(partition_key, ph, slot); found >= 0) {
+    pk_index = static_cast<std::uint32_t>(found);
+  } else {
+    pk_index = static_cast<std::uint32_t>(pk_table_.size());
+    pk_index_[slot] = Slot{ph, pk_index, generation_};
     pk_table_.push_back(partition_key);
     proto_size_ += bytes_field_size(partition_key.size());
+    if (pk_table_.size() * 2 > pk_index_.size()) grow_index(pk_index_, true);
   }
   std::int64_t ehk_index = -1;
   if (explicit_hash_key) {
-    auto [eit, einserted] =
-        ehk_index_.try_emplace(*explicit_hash_key, static_cast<std::uint32_t>(ehk_table_.size()));
-    ehk_index = eit->second;
-    if (einserted) {
+    const std::uint64_t eh = mix_hash_key(*explicit_hash_key);
+    if (const std::int64_t found = find_ehk(*explicit_hash_key, eh, slot); found >= 0) {
+      ehk_index = found;
+    } else {
+      ehk_index = static_cast<std::int64_t>(ehk_table_.size());
+      ehk_index_[slot] = Slot{eh, static_cast<std::uint32_t>(ehk_index), generation_};
+      ehk_keys_.push_back(*explicit_hash_key);
       ehk_table_.push_back(explicit_hash_key->to_decimal());
       proto_size_ += bytes_field_size(ehk_table_.back().size());
+      if (ehk_table_.size() * 2 > ehk_index_.size()) grow_index(ehk_index_, false);
     }
   }
   proto_size_ += record_field_size(pk_index, ehk_index, data.size());
@@ -200,8 +284,13 @@ void AggregateBuilder::clear() noexcept {
   records_.clear();
   pk_table_.clear();
   ehk_table_.clear();
-  pk_index_.clear();
-  ehk_index_.clear();
+  ehk_keys_.clear();
+  // Empty both indexes in O(1): slots of older generations count as free.
+  if (++generation_ == 0) {
+    std::fill(pk_index_.begin(), pk_index_.end(), Slot{});
+    std::fill(ehk_index_.begin(), ehk_index_.end(), Slot{});
+    generation_ = 1;
+  }
   proto_size_ = 0;
 }
 
