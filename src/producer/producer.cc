@@ -564,16 +564,28 @@ class Producer::Impl {
           next = std::min(next, st.waiting_deadline);
         }
       }
-      for (std::size_t i = 0; i < st.shards.size(); ++i) {
-        ShardState& sh = st.shards[i];
-        if (!sh.members.empty() && (flush_all || now >= sh.agg_deadline))
-          flush_aggregate(s, static_cast<int>(i), now);
-        next = std::min(next, release(s, static_cast<int>(i), now));
-        if (!sh.members.empty()) next = std::min(next, sh.agg_deadline);
-      }
-      next = std::min(next, release(s, -1, now));
-      next = std::min(next, collect(s, now, flush_all));
     }
+    // The per-shard pass (aggregator deadlines, limiters, collectors) is O(shards): run it only
+    // when something in it is due or an event made a shard actionable, not on every wake-up
+    // for new records (with 1,000 shards that loop would dominate).
+    if (flush_all || scan_needed_ || now >= next_scan_) {
+      scan_needed_ = false;
+      TimePoint scan_next = TimePoint::max();
+      for (std::uint32_t s = 0; s < streams_.size(); ++s) {
+        StreamState& st = streams_[s];
+        for (std::size_t i = 0; i < st.shards.size(); ++i) {
+          ShardState& sh = st.shards[i];
+          if (!sh.members.empty() && (flush_all || now >= sh.agg_deadline))
+            flush_aggregate(s, static_cast<int>(i), now);
+          scan_next = std::min(scan_next, release(s, static_cast<int>(i), now));
+          if (!sh.members.empty()) scan_next = std::min(scan_next, sh.agg_deadline);
+        }
+        scan_next = std::min(scan_next, release(s, -1, now));
+        scan_next = std::min(scan_next, collect(s, now, flush_all));
+      }
+      next_scan_ = scan_next;
+    }
+    next = std::min(next, next_scan_);
     publish_finished();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -668,6 +680,7 @@ class Producer::Impl {
     }
     st.shards = std::move(next);
     st.map_ready = !st.shards.empty();
+    scan_needed_ = true;
     // Collector entries keep their prediction by shard id; their indices follow the new map.
     for (ShardState& sh : st.shards) sh.collector_bytes = 0;
     for (KRec& k : st.collector) {
@@ -709,6 +722,7 @@ class Producer::Impl {
     if (shard < 0 || !cfg_.aggregation_enabled) {
       KRec k = single(std::move(u), shard, st);
       limiter_of(st, shard).limiter.push_back(std::move(k));
+      scan_needed_ = true;
       return;
     }
     ShardState& sh = st.shards[static_cast<std::size_t>(shard)];
@@ -716,6 +730,7 @@ class Producer::Impl {
     if (!sh.builder.fits(u->pk, u->ehk, u->data.size())) flush_aggregate(u_stream, shard, now);
     sh.builder.add(u->pk, u->ehk, u->data, u->hash);
     sh.agg_deadline = std::min(sh.agg_deadline, u->deadline);
+    next_scan_ = std::min(next_scan_, sh.agg_deadline);
     sh.agg_expiration = std::min(sh.agg_expiration, u->expiration);
     sh.members.push_back(std::move(u));
     // Nothing more can join a full aggregate: do not wait for its deadline.
@@ -759,6 +774,7 @@ class Producer::Impl {
     sh.agg_deadline = TimePoint::max();
     sh.agg_expiration = TimePoint::max();
     sh.limiter.push_back(std::move(k));
+    scan_needed_ = true;
   }
 
   // Move records from a shard's limiter to the collector while tokens and backoff allow.
@@ -896,6 +912,7 @@ class Producer::Impl {
     in_flight_.erase(it);
     handle_response(req, c, now);
     dispatch(now);
+    scan_needed_ = true;  // retries, backoff and rate changes may make shards actionable
   }
 
   void handle_response(InFlight& req, Completion& c, TimePoint now) {
@@ -1291,6 +1308,8 @@ class Producer::Impl {
   std::vector<StreamState> streams_;
   std::unordered_map<std::uint64_t, InFlight> in_flight_;
   std::deque<InFlight> ready_;  // complete requests waiting for an in-flight slot
+  TimePoint next_scan_{};       // when the per-shard pass is next due
+  bool scan_needed_ = true;     // an event made a shard actionable now
   std::uint64_t next_request_id_ = 1;
   TimePoint next_sweep_{};
   std::vector<URec> cancel_intake_;
