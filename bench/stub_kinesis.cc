@@ -324,14 +324,16 @@ std::string routed_put_records(std::string_view body, int shards) {
     const std::size_t k = body.find(ehk_key, pos);
     unsigned __int128 hk = 0;
     if (k != std::string_view::npos && k < entry_end) {
-      for (std::size_t i = k + ehk_key.size(); i < body.size() && body[i] >= '0' && body[i] <= '9'; ++i)
+      for (std::size_t i = k + ehk_key.size(); i < body.size() && body[i] >= '0' && body[i] <= '9';
+           ++i)
         hk = hk * 10 + static_cast<unsigned>(body[i] - '0');
     }
     const unsigned __int128 idx128 = hk / step;
     const int idx = idx128 >= static_cast<unsigned>(shards) ? shards - 1 : static_cast<int>(idx128);
     if (!first) out += ',';
     first = false;
-    out += R"({"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":")";
+    out +=
+        R"({"SequenceNumber":"49590338271490256608559692538361571095921575989136588898","ShardId":")";
     out += shard_id(idx);
     out += R"("})";
     pos = entry_end == std::string_view::npos ? body.size() : entry_end;

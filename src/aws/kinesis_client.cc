@@ -543,9 +543,10 @@ Result<StreamConsumer> KinesisClient::register_stream_consumer(std::string_view 
   return parse_consumer(c);
 }
 
-Result<StreamConsumer> KinesisClient::describe_stream_consumer(std::string_view stream_arn,
-                                                               std::string_view consumer_name,
-                                                               std::string_view consumer_arn) {
+namespace {
+// A consumer named by its ARN, or by its stream's ARN and its name.
+std::string consumer_body(std::string_view stream_arn, std::string_view consumer_name,
+                          std::string_view consumer_arn) {
   JsonWriter w;
   w.begin_object();
   if (!consumer_arn.empty()) {
@@ -554,7 +555,15 @@ Result<StreamConsumer> KinesisClient::describe_stream_consumer(std::string_view 
     w.key("StreamARN").string(stream_arn).key("ConsumerName").string(consumer_name);
   }
   w.end_object();
-  auto r = service_->call("DescribeStreamConsumer", w.str());
+  return std::move(w).take();
+}
+}  // namespace
+
+Result<StreamConsumer> KinesisClient::describe_stream_consumer(std::string_view stream_arn,
+                                                               std::string_view consumer_name,
+                                                               std::string_view consumer_arn) {
+  auto r = service_->call("DescribeStreamConsumer",
+                          consumer_body(stream_arn, consumer_name, consumer_arn));
   if (!r.ok()) return std::move(r).status();
   auto doc = parse_doc(r->body);
   if (!doc.ok()) return std::move(doc).status();
@@ -566,15 +575,8 @@ Result<StreamConsumer> KinesisClient::describe_stream_consumer(std::string_view 
 Status KinesisClient::deregister_stream_consumer(std::string_view stream_arn,
                                                  std::string_view consumer_name,
                                                  std::string_view consumer_arn) {
-  JsonWriter w;
-  w.begin_object();
-  if (!consumer_arn.empty()) {
-    w.key("ConsumerARN").string(consumer_arn);
-  } else {
-    w.key("StreamARN").string(stream_arn).key("ConsumerName").string(consumer_name);
-  }
-  w.end_object();
-  auto r = service_->call("DeregisterStreamConsumer", w.str());
+  auto r = service_->call("DeregisterStreamConsumer",
+                          consumer_body(stream_arn, consumer_name, consumer_arn));
   return r.ok() ? Status() : std::move(r).status();
 }
 

@@ -9,28 +9,17 @@ namespace shardline {
 
 namespace {
 
-void counter(std::string& out, const char* name, const char* help, std::uint64_t v) {
-  out += "# HELP shardline_producer_";
-  out += name;
-  out += " ";
-  out += help;
-  out += "\n# TYPE shardline_producer_";
-  out += name;
-  out += " counter\nshardline_producer_";
-  out += name;
-  out += " " + std::to_string(v) + "\n";
+void metric(std::string& out, const char* type, const char* name, const char* help,
+            std::uint64_t v) {
+  const std::string n = std::string("shardline_producer_") + name;
+  out += "# HELP " + n + " " + help + "\n# TYPE " + n + " " + type + "\n";
+  out += n + " " + std::to_string(v) + "\n";
 }
-
+void counter(std::string& out, const char* name, const char* help, std::uint64_t v) {
+  metric(out, "counter", name, help, v);
+}
 void gauge(std::string& out, const char* name, const char* help, std::uint64_t v) {
-  out += "# HELP shardline_producer_";
-  out += name;
-  out += " ";
-  out += help;
-  out += "\n# TYPE shardline_producer_";
-  out += name;
-  out += " gauge\nshardline_producer_";
-  out += name;
-  out += " " + std::to_string(v) + "\n";
+  metric(out, "gauge", name, help, v);
 }
 
 std::string num(double v) {
