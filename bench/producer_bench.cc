@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   bool aggregation = true;
   long max_outstanding_bytes = 0;
   long latency_note = 0;
+  long collection_max_size = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -69,6 +70,8 @@ int main(int argc, char** argv) {
       max_outstanding_bytes = std::atol(next());
     else if (a == "--latency-note")
       latency_note = std::atol(next());
+    else if (a == "--collection-max-size")
+      collection_max_size = std::atol(next());
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -88,6 +91,8 @@ int main(int argc, char** argv) {
   cfg.rate_limit = 1000000;
   cfg.record_ttl = 600000;
   if (max_outstanding_bytes > 0) cfg.max_outstanding_bytes = max_outstanding_bytes;
+  if (collection_max_size > 0) cfg.collection_max_size = collection_max_size;
+  if (collection_max_size > 0) cfg.collection_max_size = collection_max_size;
   ProducerOptions opts;
   opts.aws.endpoint_url = endpoint;
   opts.aws.region = "us-east-1";

@@ -187,13 +187,13 @@ for args in "agg --max-size 10" "agg --max-size abc" "deagg --shard-range 5:1" "
             "nosuchcommand" "" "agg --shards 0" "config" "tail" "tail --stream s --from YESTERDAY" \
             "tail --stream s --from AT_TIMESTAMP:abc" "streams" "streams create s" \
             "streams create s --shards 2 --on-demand" "streams split s shard-0 --at 0x10" \
-            "tail --stream s --until-idle -1"; do
+            "tail --stream s --until-idle -1" "leases" "leases --application"; do
   # shellcheck disable=SC2086
   "$CLI" $args </dev/null >/dev/null 2>"$TMP/err"; rc=$?
   if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 1 ]] && grep -q '^shardline: error: ' "$TMP/err"; then ok; else
     fail "bad arguments '$args': rc=$rc stderr=$(cat "$TMP/err")"; fi
 done
-for cmd in "" agg deagg config "config check" "config docs" tail streams "streams create" \
+for cmd in "" agg deagg config "config check" "config docs" tail leases streams "streams create" \
            "streams describe" "streams list" "streams split" "streams merge" "streams delete"; do
   # shellcheck disable=SC2086
   "$CLI" $cmd --help >/dev/null 2>&1 && ok || fail "--help for '$cmd'"

@@ -16,5 +16,6 @@ Runner add_config(CLI::App& app);
 Runner add_streams(CLI::App& app);
 Runner add_tail(CLI::App& app);
 Runner add_put(CLI::App& app);
+Runner add_leases(CLI::App& app);
 
 }  // namespace shardline::cli

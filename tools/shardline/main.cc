@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   runners["streams"] = shardline::cli::add_streams(app);
   runners["tail"] = shardline::cli::add_tail(app);
   runners["put"] = shardline::cli::add_put(app);
+  runners["leases"] = shardline::cli::add_leases(app);
 
   try {
     app.parse(argc, argv);
