@@ -19,6 +19,7 @@
 
 #include "shardline/credentials.h"
 #include "shardline/dynamodb.h"
+#include "support/local_aws.h"
 
 namespace shardline {
 namespace {
@@ -28,10 +29,7 @@ using std::chrono::seconds;
 
 constexpr auto kTableWait = seconds(60);
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr ? std::string(v) : std::string();
-}
+std::string env(const char* name) { return shardline::testing::env_or_empty(name); }
 
 std::unique_ptr<DynamoDbClient> make_client(const std::string& endpoint) {
   AwsClientConfig cfg;

@@ -18,16 +18,15 @@
 #include "aws/http_client.h"
 #include "shardline/aggregation.h"
 #include "shardline/kinesis.h"
+#include "support/local_aws.h"
 
 namespace shardline {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
+using shardline::testing::run_command;
+std::string env(const char* name) { return shardline::testing::env_or_empty(name); }
 
 std::string unique_name(const std::string& prefix) {
   static std::mt19937_64 rng(std::random_device{}());
@@ -35,14 +34,7 @@ std::string unique_name(const std::string& prefix) {
 }
 
 AwsClientConfig local_config(const std::string& endpoint) {
-  AwsClientConfig c;
-  c.endpoint_url = endpoint;
-  c.region = "us-east-1";
-  c.credentials = make_static_credentials_provider({"AKIDTEST", "test-secret", "", {}, "test"});
-  c.retry_base = 10ms;
-  c.retry_cap = 50ms;
-  c.max_attempts = 4;
-  return c;
+  return shardline::testing::local_aws_config(endpoint, 4);
 }
 
 class KinesisIntegration : public ::testing::Test {
@@ -334,17 +326,7 @@ TEST_F(ProxyIntegration, ThrottlingAndServerErrorsAreRetriedThenReported) {
 
 // ---- the CLI ------------------------------------------------------------------------------
 
-std::string run(const std::string& cmd, int* rc) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 65536> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+std::string run(const std::string& cmd, int* rc) { return run_command(cmd, rc); }
 
 TEST_F(KinesisIntegration, TailFollowsChildrenAfterASplit) {
   const std::string name = make_stream(1);

@@ -14,25 +14,16 @@
 #include "aws/http_client.h"
 #include "shardline/aggregation.h"
 #include "shardline/producer.h"
+#include "support/local_aws.h"
 
 namespace shardline {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string env(const char* n) {
-  const char* v = std::getenv(n);
-  return v ? v : "";
-}
-
+std::string env(const char* n) { return shardline::testing::env_or_empty(n); }
 AwsClientConfig local(const std::string& endpoint) {
-  AwsClientConfig c;
-  c.endpoint_url = endpoint;
-  c.region = "us-east-1";
-  c.credentials = make_static_credentials_provider({"AKIDTEST", "secret", "", {}, "test"});
-  c.retry_base = 10ms;
-  c.retry_cap = 50ms;
-  return c;
+  return shardline::testing::local_aws_config(endpoint);
 }
 
 struct Outcomes {

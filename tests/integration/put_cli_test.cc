@@ -28,6 +28,7 @@
 #include "core/digest.h"
 #include "shardline/aggregation.h"
 #include "shardline/kinesis.h"
+#include "support/local_aws.h"
 #include "support/scoped_env.h"
 #include "support/test_util.h"
 
@@ -39,19 +40,9 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
+std::string env(const char* name) { return shardline::testing::env_or_empty(name); }
 AwsClientConfig local_config(const std::string& endpoint) {
-  AwsClientConfig c;
-  c.endpoint_url = endpoint;
-  c.region = "us-east-1";
-  c.credentials = make_static_credentials_provider({"AKIDTEST", "test-secret", "", {}, "test"});
-  c.retry_base = 10ms;
-  c.retry_cap = 50ms;
-  return c;
+  return shardline::testing::local_aws_config(endpoint);
 }
 
 // Polls `done` every 10 ms until it holds or `timeout` passes.

@@ -10,20 +10,13 @@
 #include <string>
 
 #include "shardline/lease_store.h"
+#include "support/local_aws.h"
 
 namespace shardline {
 namespace {
 
 std::string run(const std::string& cmd, int* rc) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return shardline::testing::run_command(cmd, rc);
 }
 
 class LeasesCli : public ::testing::Test {
