@@ -243,15 +243,12 @@ class ProxyIntegration : public KinesisIntegration {
     proxy_ = env("SHARDLINE_PROXY_ENDPOINT");
     if (proxy_.empty())
       GTEST_SKIP() << "SHARDLINE_PROXY_ENDPOINT unset: scripts/servers start proxy";
-    auto h = detail::HttpClient::create();
-    ASSERT_TRUE(h.ok());
-    http_ = std::move(*h);
     auto c = KinesisClient::create(local_config(proxy_));
     ASSERT_TRUE(c.ok());
     via_proxy_ = std::move(*c);
   }
   void TearDown() override {
-    if (http_)
+    if (!proxy_.empty())
       configure({{"recordFailureProbability", 0},
                  {"throttleProbability", 0},
                  {"error500Probability", 0},
@@ -259,17 +256,9 @@ class ProxyIntegration : public KinesisIntegration {
     KinesisIntegration::TearDown();
   }
   void configure(const nlohmann::json& j) {
-    detail::HttpRequest req;
-    req.method = "POST";
-    req.url = proxy_ + "/__proxy/config";
-    req.headers = {{"Content-Type", "application/json"}};
-    req.body = j.dump();
-    auto r = http_->send(req);
-    ASSERT_TRUE(r.ok()) << r.status().to_string();
-    ASSERT_EQ(r->status, 200) << r->body;
+    ASSERT_EQ(shardline::testing::configure_fault_proxy(proxy_, j.dump()), "");
   }
   std::string proxy_;
-  std::unique_ptr<detail::HttpClient> http_;
   std::unique_ptr<KinesisClient> via_proxy_;
 };
 

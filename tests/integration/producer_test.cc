@@ -53,33 +53,25 @@ class ProducerIntegration : public ::testing::Test {
   void TearDown() override {
     if (k_) (void)k_->delete_stream(stream_);
   }
-  // Every user record in the stream, by reading each shard and deaggregating.
+  // Every user record in the stream, read back independently; with `check_ranges`, each
+  // aggregated user record must hash into the shard it landed on.
   std::multiset<std::string> read_back(bool check_ranges) {
     std::multiset<std::string> got;
+    std::string error;
+    const auto recs = shardline::testing::read_stream(*k_, stream_, &error);
+    EXPECT_EQ(error, "");
     auto shards = k_->list_shards(stream_);
     EXPECT_TRUE(shards.ok());
-    for (const Shard& sh : *shards) {
-      auto it = k_->get_shard_iterator(stream_, sh.shard_id, {});
-      EXPECT_TRUE(it.ok());
-      std::string iter = *it;
-      for (int i = 0; i < 1000; ++i) {
-        auto r = k_->get_records(iter);
-        EXPECT_TRUE(r.ok()) << r.status().to_string();
-        if (!r.ok() || r->records.empty() || !r->next_shard_iterator) break;
-        for (const auto& rec : r->records) {
-          Deaggregator d;
-          std::vector<UserRecordView> users;
-          d.decode({rec.data, rec.partition_key, std::nullopt}, users);
-          for (const auto& u : users) {
-            if (check_ranges && u.aggregated) {
-              EXPECT_TRUE(sh.hash_key_range.contains(HashKey::from_partition_key(u.partition_key)))
-                  << "an aggregate mixes shards";
-            }
-            got.insert(std::string(u.partition_key) + "|" + std::string(u.data));
+    for (const auto& r : recs) {
+      if (check_ranges && r.aggregated) {
+        for (const Shard& sh : *shards) {
+          if (sh.shard_id == r.shard_id) {
+            EXPECT_TRUE(sh.hash_key_range.contains(HashKey::from_partition_key(r.partition_key)))
+                << "an aggregate mixes shards";
           }
         }
-        iter = *r->next_shard_iterator;
       }
+      got.insert(r.partition_key + "|" + r.data);
     }
     return got;
   }
@@ -127,16 +119,8 @@ TEST_F(ProducerIntegration, EverythingPutIsStoredOnceAndReportedOnce) {
 TEST_F(ProducerIntegration, FaultsLoseNothingAndReportNothingTwice) {
   const std::string proxy = env("SHARDLINE_PROXY_ENDPOINT");
   if (proxy.empty()) GTEST_SKIP() << "SHARDLINE_PROXY_ENDPOINT unset";
-  auto http = detail::HttpClient::create();
-  ASSERT_TRUE(http.ok());
   auto configure = [&](const nlohmann::json& j) {
-    detail::HttpRequest req;
-    req.method = "POST";
-    req.url = proxy + "/__proxy/config";
-    req.headers = {{"Content-Type", "application/json"}};
-    req.body = j.dump();
-    auto r = (*http)->send(req);
-    ASSERT_TRUE(r.ok() && r->status == 200);
+    ASSERT_EQ(shardline::testing::configure_fault_proxy(proxy, j.dump()), "");
   };
   configure({{"recordFailureProbability", 0.2},
              {"throttleProbability", 0.1},
@@ -185,15 +169,8 @@ TEST_F(ProducerIntegration, FaultsLoseNothingAndReportNothingTwice) {
 TEST_F(ProducerIntegration, BlackHoledEndpointExpiresEveryRecordWithinTtlPlusOneTimeout) {
   const std::string proxy = env("SHARDLINE_PROXY_ENDPOINT");
   if (proxy.empty()) GTEST_SKIP() << "SHARDLINE_PROXY_ENDPOINT unset";
-  auto http = detail::HttpClient::create();
-  ASSERT_TRUE(http.ok());
   auto configure = [&](const nlohmann::json& j) {
-    detail::HttpRequest req;
-    req.method = "POST";
-    req.url = proxy + "/__proxy/config";
-    req.headers = {{"Content-Type", "application/json"}};
-    req.body = j.dump();
-    ASSERT_TRUE((*http)->send(req).ok());
+    ASSERT_EQ(shardline::testing::configure_fault_proxy(proxy, j.dump()), "");
   };
   ProducerConfig cfg;
   cfg.record_ttl = 1500;

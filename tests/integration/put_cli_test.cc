@@ -185,30 +185,12 @@ class PutCliIntegration : public ::testing::Test {
 
   // Every user record in the stream: each shard from TRIM_HORIZON, deaggregated.
   std::vector<Stored> read_back(const std::string& stream) {
+    std::string error;
     std::vector<Stored> got;
-    auto shards = k_->list_shards(stream);
-    EXPECT_TRUE(shards.ok()) << shards.status().to_string();
-    if (!shards.ok()) return got;
-    for (const Shard& sh : *shards) {
-      auto it = k_->get_shard_iterator(stream, sh.shard_id, {});
-      EXPECT_TRUE(it.ok()) << it.status().to_string();
-      if (!it.ok()) continue;
-      std::string iter = *it;
-      for (int i = 0; i < 1000; ++i) {
-        auto r = k_->get_records(iter);
-        EXPECT_TRUE(r.ok()) << r.status().to_string();
-        if (!r.ok() || r->records.empty() || !r->next_shard_iterator) break;
-        for (const auto& rec : r->records) {
-          Deaggregator d;
-          std::vector<UserRecordView> users;
-          d.decode({rec.data, rec.partition_key, std::nullopt}, users);
-          for (const auto& u : users) {
-            got.push_back({sh.shard_id, std::string(u.partition_key), std::string(u.data)});
-          }
-        }
-        iter = *r->next_shard_iterator;
-      }
+    for (auto& r : shardline::testing::read_stream(*k_, stream, &error)) {
+      got.push_back({std::move(r.shard_id), std::move(r.partition_key), std::move(r.data)});
     }
+    EXPECT_EQ(error, "");
     return got;
   }
 

@@ -9,8 +9,14 @@
 #include <cstdlib>
 #include <string>
 
+#include <memory>
+#include <vector>
+
+#include "aws/http_client.h"
+#include "shardline/aggregation.h"
 #include "shardline/aws_client.h"
 #include "shardline/credentials.h"
+#include "shardline/kinesis.h"
 
 namespace shardline::testing {
 
@@ -44,6 +50,72 @@ inline std::string run_command(const std::string& cmd, int* rc) {
   while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   const int status = pclose(p);
   *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+/// POST a JSON settings object to the fault proxy's control endpoint
+/// (tests/servers/fault_proxy.js). Returns "" on success, else what went wrong.
+inline std::string configure_fault_proxy(const std::string& proxy_url, const std::string& json) {
+  static const std::unique_ptr<detail::HttpClient> http = [] {
+    auto h = detail::HttpClient::create();
+    return h.ok() ? std::move(*h) : nullptr;
+  }();
+  if (!http) return "cannot create an HTTP client";
+  detail::HttpRequest req;
+  req.method = "POST";
+  req.url = proxy_url + "/__proxy/config";
+  req.headers = {{"Content-Type", "application/json"}};
+  req.body = json;
+  auto r = http->send(req);
+  if (!r.ok()) return r.status().to_string();
+  if (r->status != 200) return "HTTP " + std::to_string(r->status) + ": " + r->body;
+  return "";
+}
+
+/// A user record as stored in a stream (after deaggregation).
+struct StoredUserRecord {
+  std::string shard_id;
+  std::string partition_key;
+  std::string data;
+  bool aggregated = false;
+};
+
+/// Every user record in the stream: each shard from TRIM_HORIZON until an empty read or its
+/// end, deaggregated (no range filtering). Sets `*error` on the first failure.
+inline std::vector<StoredUserRecord> read_stream(KinesisClient& k, const std::string& stream,
+                                                 std::string* error) {
+  std::vector<StoredUserRecord> out;
+  auto shards = k.list_shards(stream);
+  if (!shards.ok()) {
+    *error = shards.status().to_string();
+    return out;
+  }
+  for (const Shard& sh : *shards) {
+    auto it = k.get_shard_iterator(stream, sh.shard_id, {});
+    if (!it.ok()) {
+      *error = it.status().to_string();
+      return out;
+    }
+    std::string iter = *it;
+    for (int i = 0; i < 1000; ++i) {
+      auto r = k.get_records(iter);
+      if (!r.ok()) {
+        *error = r.status().to_string();
+        return out;
+      }
+      for (const auto& rec : r->records) {
+        Deaggregator d;
+        std::vector<UserRecordView> users;
+        d.decode({rec.data, rec.partition_key, std::nullopt}, users);
+        for (const auto& u : users) {
+          out.push_back(
+              {sh.shard_id, std::string(u.partition_key), std::string(u.data), u.aggregated});
+        }
+      }
+      if (r->records.empty() || !r->next_shard_iterator) break;
+      iter = *r->next_shard_iterator;
+    }
+  }
   return out;
 }
 
