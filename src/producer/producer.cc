@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -89,8 +90,11 @@ std::string error_code_of(const Status& s) {
 
 struct UserRec {
   std::uint32_t stream = 0;
-  std::string pk;
-  std::string data;
+  // The partition key and the data share one allocation: fewer heap objects per record and
+  // fewer cache misses while thousands of records wait in per-shard aggregators.
+  std::unique_ptr<char[]> bytes_buf;
+  std::string_view pk;
+  std::string_view data;
   std::optional<HashKey> ehk;
   HashKey hash;
   TimePoint arrival, deadline, expiration, last_end;
@@ -239,8 +243,11 @@ class Producer::Impl {
     auto hash = validate_user_record(pk, ehk, data.size(), limits_.max_record_size);
     if (!hash.ok()) return std::move(hash).status();
     auto rec = std::make_unique<UserRec>();
-    rec->pk.assign(pk);
-    rec->data.assign(data);
+    rec->bytes_buf = std::make_unique_for_overwrite<char[]>(pk.size() + data.size());
+    if (!pk.empty()) std::memcpy(rec->bytes_buf.get(), pk.data(), pk.size());
+    if (!data.empty()) std::memcpy(rec->bytes_buf.get() + pk.size(), data.data(), data.size());
+    rec->pk = std::string_view(rec->bytes_buf.get(), pk.size());
+    rec->data = std::string_view(rec->bytes_buf.get() + pk.size(), data.size());
     if (ehk) rec->ehk = *hash;
     rec->hash = *hash;
     rec->cb = std::move(cb);
@@ -748,9 +755,9 @@ class Producer::Impl {
     KRec k;
     k.shard = shard;
     if (shard >= 0) k.predicted_shard_id = st.shards[static_cast<std::size_t>(shard)].shard_id;
-    k.rec.partition_key = u->pk;
+    k.rec.partition_key.assign(u->pk);
     k.rec.explicit_hash_key = u->hash.to_decimal();
-    k.rec.data = u->data;
+    k.rec.data.assign(u->data);
     k.deadline = u->deadline;
     k.expiration = u->expiration;
     k.users.push_back(std::move(u));
