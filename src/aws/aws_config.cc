@@ -1,5 +1,7 @@
 #include "shardline/aws_config.h"
 
+#include "core/ascii.h"
+
 #include <string>
 
 #include "aws/shared_config.h"
@@ -16,7 +18,7 @@ bool valid_region(std::string_view r) {
   return true;
 }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+using detail::ascii_lower;
 
 bool host_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||

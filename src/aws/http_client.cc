@@ -1,5 +1,7 @@
 #include "aws/http_client.h"
 
+#include "core/ascii.h"
+
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,24 +50,10 @@ CURLcode init_curl_once() {
   return g_curl_init_result;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  return detail::ascii_iequals(a, b);
 }
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+std::string to_lower(std::string_view s) { return detail::ascii_lowercase(s); }
 
 std::string_view trim_ows(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -1,5 +1,7 @@
 #include "aws/shared_config.h"
 
+#include "core/ascii.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -19,13 +21,7 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b + 1);
 }
 
-std::string to_lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return r;
-}
+std::string to_lower(std::string_view s) { return detail::ascii_lowercase(s); }
 
 Status syntax_error(std::string_view path, std::size_t line, std::string_view what) {
   std::string m(path);

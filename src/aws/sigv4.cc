@@ -5,6 +5,8 @@
 #define OPENSSL_SUPPRESS_DEPRECATED 1
 #include "aws/sigv4.h"
 
+#include "core/ascii.h"
+
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -47,9 +49,7 @@ constexpr bool is_ws(char c) noexcept {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-constexpr char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
+constexpr char lower(char c) noexcept { return detail::ascii_lower(c); }
 
 int hex_value(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
@@ -166,11 +166,7 @@ Scratch& scratch() {
 }
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
+  return detail::ascii_iequals(a, b);
 }
 
 // Case-insensitive three-way compare of header names (their lower-case forms, byte-wise).

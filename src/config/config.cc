@@ -1,5 +1,7 @@
 #include "shardline/config.h"
 
+#include "core/ascii.h"
+
 #include <algorithm>
 #include <array>
 #include <charconv>
@@ -49,12 +51,7 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
+using detail::ascii_iequals;
 
 // The human form of a default, e.g. "4294967295LL" -> "4294967295", "INT64_MAX" -> the number.
 std::string pretty_number(std::int64_t v) { return std::to_string(v); }
@@ -93,9 +90,9 @@ Status set_in_table(std::span<const SettingInfo<Config>> table, Config& cfg, std
         warnings->push_back(std::string(key) + " accepted, not used: " + std::string(row->doc));
       return {};
     case SettingKind::kBool:
-      if (iequals(value, "true")) {
+      if (ascii_iequals(value, "true")) {
         cfg.*(row->bool_member) = true;
-      } else if (iequals(value, "false")) {
+      } else if (ascii_iequals(value, "false")) {
         cfg.*(row->bool_member) = false;
       } else {
         return Status::invalid_argument(std::string(key) + " must be true or false, got " +
@@ -125,7 +122,7 @@ Status set_in_table(std::span<const SettingInfo<Config>> table, Config& cfg, std
       while (!rest.empty()) {
         const auto bar = rest.find('|');
         const std::string_view choice = rest.substr(0, bar);
-        if (iequals(choice, value)) {
+        if (ascii_iequals(choice, value)) {
           cfg.*(row->string_member) = std::string(choice);
           return {};
         }
@@ -152,18 +149,13 @@ Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view v
 }
 
 std::string nearest_key(std::string_view key, std::span<const std::string_view> known) {
-  auto lower = [](std::string_view s) {
-    std::string r(s);
-    for (char& c : r) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return r;
-  };
   if (key.size() > 128) return {};  // no key is that long; skip the quadratic work
-  const std::string a = lower(key);
+  const std::string a = detail::ascii_lowercase(key);
   std::size_t best = SIZE_MAX;
   std::string_view best_key;
   std::vector<std::size_t> prev, cur;
   for (std::string_view k : known) {
-    const std::string b = lower(k);
+    const std::string b = detail::ascii_lowercase(k);
     prev.assign(b.size() + 1, 0);
     cur.assign(b.size() + 1, 0);
     for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;

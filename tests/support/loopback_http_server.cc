@@ -1,5 +1,7 @@
 #include "support/loopback_http_server.h"
 
+#include "core/ascii.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,24 +20,11 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
+using shardline::detail::ascii_iequals;
+constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
+  return ascii_iequals(a, b);
 }
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
+std::string to_lower(std::string_view s) { return shardline::detail::ascii_lowercase(s); }
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
