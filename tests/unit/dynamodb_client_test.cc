@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "aws/aws_errors.h"
+#include "support/fake_dynamodb.h"
 
 namespace shardline {
 namespace {
@@ -21,38 +22,7 @@ namespace {
 using json = nlohmann::json;
 using AV = AttributeValue;
 
-// Records every call and answers from a queue of canned responses.
-class FakeTransport {
- public:
-  struct Call {
-    std::string operation;
-    json body;
-  };
-
-  FakeTransport() {
-    client_ = DynamoDbClient::create_with_transport(
-        [this](std::string_view operation, const std::string& body) -> Result<std::string> {
-          calls_.push_back({std::string(operation), json::parse(body)});
-          if (responses_.empty()) return Status::internal("the test queued no response");
-          Result<std::string> r = std::move(responses_.front());
-          responses_.pop_front();
-          return r;
-        },
-        "http://fake");
-  }
-
-  void respond(std::string body) { responses_.emplace_back(std::move(body)); }
-  void fail(Status status) { responses_.emplace_back(std::move(status)); }
-
-  DynamoDbClient& client() { return *client_; }
-  const std::vector<Call>& calls() const { return calls_; }
-  const Call& last() const { return calls_.back(); }
-
- private:
-  std::vector<Call> calls_;
-  std::deque<Result<std::string>> responses_;
-  std::unique_ptr<DynamoDbClient> client_;
-};
+using FakeTransport = shardline::testing::FakeDynamoDbTransport;
 
 // The error a real ServiceClient produces for an HTTP error response.
 Status aws_error(int http_status, std::string_view body, std::string_view type_header = {}) {

@@ -675,6 +675,7 @@ TEST_P(LeaseStoreSuite, TwoStoresRacingACompareAndSwapHaveOneWinnerPerRound) {
 #include "aws/aws_errors.h"
 #include "shardline/credentials.h"
 #include "shardline/dynamodb.h"
+#include "support/fake_dynamodb.h"
 
 namespace shardline::lease_store_suite {
 namespace {
@@ -1072,29 +1073,13 @@ TEST(LeaseHelpers, NormalizeAndValidate) {
 using json = nlohmann::json;
 using AV = AttributeValue;
 
-class FakeDynamoDb {
+class FakeDynamoDb : public shardline::testing::FakeDynamoDbTransport {
  public:
-  struct Call {
-    std::string operation;
-    json body;
-  };
-
   FakeDynamoDb() {
-    client_ = DynamoDbClient::create_with_transport(
-        [this](std::string_view operation, const std::string& body) -> Result<std::string> {
-          calls_.push_back({std::string(operation), json::parse(body)});
-          if (responses_.empty()) return Status::internal("the test queued no response");
-          Result<std::string> r = std::move(responses_.front());
-          responses_.pop_front();
-          return r;
-        },
-        "http://fake");
-    auto s = make_dynamodb_lease_store(client_, "orders");
+    auto s = make_dynamodb_lease_store(shared_client(), "orders");
     if (s.ok()) store_ = std::move(s).value();
   }
 
-  void respond(std::string body) { responses_.emplace_back(std::move(body)); }
-  void fail(Status s) { responses_.emplace_back(std::move(s)); }
   void condition_fails() {
     fail(detail::aws_error_status(
         400,
@@ -1111,13 +1096,8 @@ class FakeDynamoDb {
   }
 
   LeaseStore& store() { return *store_; }
-  const std::vector<Call>& calls() const { return calls_; }
-  const Call& last() const { return calls_.back(); }
 
  private:
-  std::vector<Call> calls_;
-  std::deque<Result<std::string>> responses_;
-  std::shared_ptr<DynamoDbClient> client_;
   std::unique_ptr<LeaseStore> store_;
 };
 
