@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "shardline/kinesis.h"
+#include "support/test_util.h"
 
 namespace shardline {
 namespace {
@@ -113,13 +114,11 @@ TEST_F(KinesisLocal, RegisterDescribeDeregisterConsumer) {
   EXPECT_EQ(c->name, "app-1");
   EXPECT_FALSE(c->arn.empty());
   // Registration completes asynchronously: poll for ACTIVE.
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
   Result<StreamConsumer> d = Status::unavailable("not described yet");
-  while (std::chrono::steady_clock::now() < deadline) {
+  shardline::testing::poll_until([&] {
     d = k_->describe_stream_consumer(arn_, "app-1");
-    if (d.ok() && d->status == "ACTIVE") break;
-    std::this_thread::sleep_for(25ms);
-  }
+    return d.ok() && d->status == "ACTIVE";
+  });
   ASSERT_TRUE(d.ok()) << d.status().to_string();
   EXPECT_EQ(d->status, "ACTIVE");
   auto by_arn = k_->describe_stream_consumer("", "", c->arn);

@@ -19,6 +19,7 @@
 #include "shardline/aggregation.h"
 #include "shardline/kinesis.h"
 #include "support/local_aws.h"
+#include "support/test_util.h"
 
 namespace shardline {
 namespace {
@@ -103,13 +104,11 @@ TEST_F(KinesisIntegration, StreamLifecycle) {
   ASSERT_TRUE(k_->delete_stream(name).ok());
   created_.clear();
   // Deletion completes asynchronously: poll until the stream is gone.
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
   Status st;
-  while (std::chrono::steady_clock::now() < deadline) {
+  shardline::testing::poll_until([&] {
     st = k_->describe_stream_summary(name).status();
-    if (st.code() == StatusCode::kNotFound) break;
-    std::this_thread::sleep_for(20ms);
-  }
+    return st.code() == StatusCode::kNotFound;
+  });
   EXPECT_EQ(st.code(), StatusCode::kNotFound);
 }
 

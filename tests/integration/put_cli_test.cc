@@ -45,16 +45,7 @@ AwsClientConfig local_config(const std::string& endpoint) {
   return shardline::testing::local_aws_config(endpoint);
 }
 
-// Polls `done` every 10 ms until it holds or `timeout` passes.
-template <class F>
-bool poll_until(F done, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= until) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using shardline::testing::poll_until;
 
 struct CliRun {
   int rc = -1;  // exit status; -1 killed by a signal, -2 did not exit in time (then killed)

@@ -23,6 +23,7 @@
 #include "aws/sts.h"
 #include "support/fake_aws_metadata.h"
 #include "support/scoped_env.h"
+#include "support/test_util.h"
 
 namespace shardline {
 namespace {
@@ -38,13 +39,7 @@ constexpr auto kPollDeadline = std::chrono::seconds(20);
 
 template <class Pred>
 bool poll_until(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kPollDeadline;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::yield();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return pred();
+  return shardline::testing::poll_until(pred, kPollDeadline);
 }
 
 std::string make_temp_dir() {
