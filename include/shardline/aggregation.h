@@ -130,7 +130,7 @@ class AggregateBuilder {
   // Position of `pk` in pk_table_, or -1; `slot` receives where it is or would go.
   std::int64_t find_pk(std::string_view pk, std::uint64_t hash, std::size_t& slot) const noexcept;
   std::int64_t find_ehk(const HashKey& k, std::uint64_t hash, std::size_t& slot) const noexcept;
-  void grow_index(std::vector<Slot>& index, bool pk);
+  void grow_index(std::vector<Slot>& index);
 
   std::vector<std::string_view> pk_table_;
   std::vector<std::string> ehk_table_;  // canonical decimal strings

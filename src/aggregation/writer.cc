@@ -139,7 +139,7 @@ std::int64_t AggregateBuilder::find_ehk(const HashKey& k, std::uint64_t hash,
 }
 
 // Double the index and re-insert the live entries (load factor stays at or below 1/2).
-void AggregateBuilder::grow_index(std::vector<Slot>& index, bool pk) {
+void AggregateBuilder::grow_index(std::vector<Slot>& index) {
   std::vector<Slot> old;
   old.swap(index);
   index.assign(old.size() * 2, Slot{});
@@ -150,7 +150,6 @@ void AggregateBuilder::grow_index(std::vector<Slot>& index, bool pk) {
     while (index[i].generation == generation_) i = (i + 1) & mask;
     index[i] = s;
   }
-  (void)pk;
 }
 
 std::size_t AggregateBuilder::record_field_size(std::size_t pk_index, std::int64_t ehk_index,
@@ -216,7 +215,7 @@ void AggregateBuilder::add(std::string_view partition_key,
     pk_index_[slot] = Slot{ph, pk_index, generation_};
     pk_table_.push_back(partition_key);
     proto_size_ += bytes_field_size(partition_key.size());
-    if (pk_table_.size() * 2 > pk_index_.size()) grow_index(pk_index_, true);
+    if (pk_table_.size() * 2 > pk_index_.size()) grow_index(pk_index_);
   }
   std::int64_t ehk_index = -1;
   if (explicit_hash_key) {
@@ -229,7 +228,7 @@ void AggregateBuilder::add(std::string_view partition_key,
       ehk_keys_.push_back(*explicit_hash_key);
       ehk_table_.push_back(explicit_hash_key->to_decimal());
       proto_size_ += bytes_field_size(ehk_table_.back().size());
-      if (ehk_table_.size() * 2 > ehk_index_.size()) grow_index(ehk_index_, false);
+      if (ehk_table_.size() * 2 > ehk_index_.size()) grow_index(ehk_index_);
     }
   }
   proto_size_ += record_field_size(pk_index, ehk_index, data.size());

@@ -547,7 +547,7 @@ class Producer::Impl {
         st.waiting.push_back(std::move(r));
         continue;
       }
-      route(std::move(r), now);
+      route(std::move(r));
     }
     for (Completion& c : completions) on_completion(c, now);
     if (now >= next_sweep_ || flush_all) {
@@ -566,7 +566,7 @@ class Producer::Impl {
           std::vector<URec> w = std::move(st.waiting);
           st.waiting.clear();
           st.waiting_deadline = TimePoint::max();
-          for (URec& u : w) route(std::move(u), now);
+          for (URec& u : w) route(std::move(u));
         } else {
           next = std::min(next, st.waiting_deadline);
         }
@@ -583,7 +583,7 @@ class Producer::Impl {
         for (std::size_t i = 0; i < st.shards.size(); ++i) {
           ShardState& sh = st.shards[i];
           if (!sh.members.empty() && (flush_all || now >= sh.agg_deadline))
-            flush_aggregate(s, static_cast<int>(i), now);
+            flush_aggregate(s, static_cast<int>(i));
           scan_next = std::min(scan_next, release(s, static_cast<int>(i), now));
           if (!sh.members.empty()) scan_next = std::min(scan_next, sh.agg_deadline);
         }
@@ -620,7 +620,6 @@ class Producer::Impl {
     StreamState& st = streams_[s];
     st.refreshing = true;
     st.next_refresh = TimePoint::max();
-    (void)now;
     if (opts_.manual_pump) {
       MapResult m{s, api_->list_shards(st.ref)};
       on_map(m, now);
@@ -700,7 +699,7 @@ class Producer::Impl {
       }
     }
     st.map_updated = now;
-    for (URec& u : orphans) route(std::move(u), now);
+    for (URec& u : orphans) route(std::move(u));
   }
 
   void invalidate_map(std::uint32_t s, TimePoint now) {
@@ -723,7 +722,7 @@ class Producer::Impl {
     return static_cast<int>(it - st.shards.begin());
   }
 
-  void route(URec u, TimePoint now) {
+  void route(URec u) {
     StreamState& st = streams_[u->stream];
     const int shard = predict(st, u->hash);
     if (shard < 0 || !cfg_.aggregation_enabled) {
@@ -734,7 +733,7 @@ class Producer::Impl {
     }
     ShardState& sh = st.shards[static_cast<std::size_t>(shard)];
     const std::uint32_t u_stream = u->stream;
-    if (!sh.builder.fits(u->pk, u->ehk, u->data.size())) flush_aggregate(u_stream, shard, now);
+    if (!sh.builder.fits(u->pk, u->ehk, u->data.size())) flush_aggregate(u_stream, shard);
     sh.builder.add(u->pk, u->ehk, u->data, u->hash);
     sh.agg_deadline = std::min(sh.agg_deadline, u->deadline);
     next_scan_ = std::min(next_scan_, sh.agg_deadline);
@@ -743,7 +742,7 @@ class Producer::Impl {
     // Nothing more can join a full aggregate: do not wait for its deadline.
     if (sh.builder.count() >= limits_.max_count ||
         sh.builder.aggregated_size() + kMinRecordField > limits_.max_size) {
-      flush_aggregate(u_stream, shard, now);
+      flush_aggregate(u_stream, shard);
     }
   }
 
@@ -764,8 +763,7 @@ class Producer::Impl {
     return k;
   }
 
-  void flush_aggregate(std::uint32_t s, int shard, TimePoint now) {
-    (void)now;
+  void flush_aggregate(std::uint32_t s, int shard) {
     StreamState& st = streams_[s];
     ShardState& sh = st.shards[static_cast<std::size_t>(shard)];
     if (sh.members.empty()) return;
@@ -969,7 +967,7 @@ class Producer::Impl {
           continue;
         }
       }
-      on_success(st, k, e, now);
+      on_success(st, k, e);
     }
   }
 
@@ -979,7 +977,7 @@ class Producer::Impl {
     ++metrics_.all_errors;
   }
 
-  void on_success(StreamState& st, KRec& k, const PutRecordsResultEntry& e, TimePoint now) {
+  void on_success(StreamState& st, KRec& k, const PutRecordsResultEntry& e) {
     if (k.shard >= 0 && static_cast<std::size_t>(k.shard) < st.shards.size() &&
         st.shards[static_cast<std::size_t>(k.shard)].shard_id == k.predicted_shard_id) {
       ShardState& sh = st.shards[static_cast<std::size_t>(k.shard)];
@@ -997,7 +995,7 @@ class Producer::Impl {
       r.success = true;
       r.shard_id = e.shard_id;
       r.sequence_number = e.sequence_number;
-      finish(std::move(u), std::move(r), now);
+      finish(std::move(u), std::move(r));
     }
   }
 
@@ -1043,7 +1041,7 @@ class Producer::Impl {
         st.waiting_deadline = std::min(st.waiting_deadline, u->deadline);
         st.waiting.push_back(std::move(u));
       } else {
-        route(std::move(u), now);
+        route(std::move(u));
       }
     }
     k.users.clear();
@@ -1056,7 +1054,7 @@ class Producer::Impl {
       a.error_code = code;
       a.error_message = message;
       u->last_end = now;
-      finish(std::move(u), PutResult{}, now);
+      finish(std::move(u), PutResult{});
     }
     k.users.clear();
   }
@@ -1073,7 +1071,7 @@ class Producer::Impl {
       ++metrics_.user_record_expired;
       ++metrics_.errors_by_code["UserRecordExpired"];
     }
-    finish(std::move(u), PutResult{}, now);
+    finish(std::move(u), PutResult{});
   }
 
   // Fail every record whose TTL has passed and that is not in flight: in aggregators,
@@ -1096,7 +1094,7 @@ class Producer::Impl {
           sh.builder.clear();
           sh.agg_deadline = TimePoint::max();
           sh.agg_expiration = TimePoint::max();
-          for (URec& u : keep) route(std::move(u), now);
+          for (URec& u : keep) route(std::move(u));
         }
       }
       if (!st.waiting.empty()) {
@@ -1123,7 +1121,7 @@ class Producer::Impl {
             if (now >= u->expiration) {
               expire(std::move(u), now);
             } else {
-              route(std::move(u), now);
+              route(std::move(u));
             }
           }
         }
@@ -1156,7 +1154,7 @@ class Producer::Impl {
           if (k.shard >= 0)
             st.shards[static_cast<std::size_t>(k.shard)].collector_bytes += k.size();
         }
-        for (URec& u : reroute) route(std::move(u), now);
+        for (URec& u : reroute) route(std::move(u));
       }
     }
   }
@@ -1178,7 +1176,7 @@ class Producer::Impl {
           if (now >= u->expiration) {
             expire(std::move(u), now);
           } else {
-            route(std::move(u), now);
+            route(std::move(u));
           }
         }
       }
@@ -1199,7 +1197,7 @@ class Producer::Impl {
       } else {
         u->attempts.push_back(a);
       }
-      finish(std::move(u), PutResult{}, now);
+      finish(std::move(u), PutResult{});
     };
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -1239,8 +1237,7 @@ class Producer::Impl {
 
   // Resolve a record. Results, metrics and the outstanding counters are batched and handed
   // over once per pipeline pass (publish_finished), not per record.
-  void finish(URec u, PutResult r, TimePoint now) {
-    (void)now;
+  void finish(URec u, PutResult r) {
     r.attempts = std::move(u->attempts);
     const double retries = r.attempts.empty() ? 0.0 : static_cast<double>(r.attempts.size() - 1);
     if (r.success) {
@@ -1256,7 +1253,6 @@ class Producer::Impl {
 
   void publish_finished() {
     if (batch_.done.empty()) return;
-    const std::size_t n = batch_.done.size();
     {
       std::lock_guard<std::mutex> lock(metrics_mu_);
       metrics_.user_records_put += batch_.put;
@@ -1280,7 +1276,6 @@ class Producer::Impl {
       }
       cb_queue_bytes_ += batch_.bytes;
     }
-    (void)n;
     cb_cv_.notify_one();
     batch_.done.clear();
     batch_.put = batch_.failed = batch_.data_put = batch_.bytes = 0;
