@@ -1,6 +1,7 @@
 // File: shardline/config.h
 //
-// Typed settings generated from the tables in shardline/config/*.def, a Java-style
+// Typed settings generated from the tables in shardline/config/*.def (producer.def ->
+// ProducerConfig, KPL key names; consumer.def -> ConsumerConfig, KCL key names), a Java-style
 // `.properties` parser, and validation whose messages name the key and its allowed range.
 //
 //   shardline::ProducerConfig cfg;                              // KPL defaults
@@ -9,8 +10,11 @@
 //   s = shardline::set_setting(cfg, "RecordTtl", "60000");
 //   // s: "RecordTtl must be an integer in [100, 9223372036854775807] ms, got '6e4'"
 //
+//   shardline::ConsumerConfig kcl;                              // KCL defaults
+//   s = shardline::load_properties_file("app.properties", kcl, &warnings);
+//
 // Unknown keys and keys that are accepted but unused produce warnings (never errors), as the
-// KPL does; the warning for an unknown key names the nearest known key.
+// KPL does; the warning for an unknown key names the nearest known key of the same table.
 #pragma once
 
 #include <cstdint>
@@ -23,20 +27,29 @@
 
 namespace shardline {
 
-/// Producer settings. Member names are the snake_case of the KPL keys; times are in ms.
-struct ProducerConfig {
+// The member of each row: a .def row becomes one default-initialised field.
 #define SL_BOOL(m, k, d, doc) bool m = d;
 #define SL_INT(m, k, d, lo, hi, unit, doc) std::int64_t m = d;
 #define SL_ENUM(m, k, d, choices, doc) std::string m = d;
 #define SL_STR(m, k, d, doc) std::string m = d;
 #define SL_UNUSED(k, why)
+
+/// Producer settings. Member names are the snake_case of the KPL keys; times are in ms.
+struct ProducerConfig {
 #include "shardline/config/producer.def"
+};
+
+/// Consumer (worker) settings. Member names are the snake_case of the KCL keys; times are in
+/// ms unless the key says otherwise (initialPositionInStreamExtended is in seconds).
+struct ConsumerConfig {
+#include "shardline/config/consumer.def"
+};
+
 #undef SL_BOOL
 #undef SL_INT
 #undef SL_ENUM
 #undef SL_STR
 #undef SL_UNUSED
-};
 
 /// One row of a settings table.
 enum class SettingKind : std::uint8_t { kBool, kInt, kEnum, kString, kUnused };
@@ -59,10 +72,16 @@ struct SettingInfo {
 /// The producer table, in the order of producer.def.
 std::span<const SettingInfo<ProducerConfig>> producer_settings() noexcept;
 
+/// The consumer table, in the order of consumer.def.
+std::span<const SettingInfo<ConsumerConfig>> consumer_settings() noexcept;
+
 /// Set one key from its text form. Errors (kInvalidArgument) name the key, the allowed
 /// range or choices, and the rejected value. An unknown key or an unused one returns OK and
 /// appends a warning to `warnings` (when given).
 Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view value,
+                   std::vector<std::string>* warnings = nullptr);
+/// The same against the consumer table (KCL key names).
+Status set_setting(ConsumerConfig& cfg, std::string_view key, std::string_view value,
                    std::vector<std::string>* warnings = nullptr);
 
 /// One `key=value` entry of a .properties file.
@@ -81,12 +100,18 @@ Status parse_properties(std::string_view text, std::vector<Property>& out);
 /// ("kpl.properties:12: ...").
 Status apply_properties(ProducerConfig& cfg, std::string_view text, std::string_view source,
                         std::vector<std::string>* warnings = nullptr);
+/// The same against the consumer table ("kcl.properties:12: ...").
+Status apply_properties(ConsumerConfig& cfg, std::string_view text, std::string_view source,
+                        std::vector<std::string>* warnings = nullptr);
 
 /// Read a file and apply it. kNotFound when the file cannot be read.
 Status load_properties_file(const std::string& path, ProducerConfig& cfg,
                             std::vector<std::string>* warnings = nullptr);
+/// The same against the consumer table.
+Status load_properties_file(const std::string& path, ConsumerConfig& cfg,
+                            std::vector<std::string>* warnings = nullptr);
 
-/// docs/CONFIGURATION.md, generated from the tables.
+/// docs/CONFIGURATION.md, generated from the tables (a producer and a consumer section).
 std::string configuration_markdown();
 
 /// The key in `known` closest to `key` (case-insensitive edit distance), or "" if none is

@@ -55,10 +55,10 @@
 namespace shardline {
 
 /// Checkpoint sentinels, as the KCL writes them.
-inline constexpr std::string_view kTrimHorizon = "TRIM_HORIZON";
-inline constexpr std::string_view kLatest = "LATEST";
-inline constexpr std::string_view kAtTimestamp = "AT_TIMESTAMP";
-inline constexpr std::string_view kShardEnd = "SHARD_END";
+inline constexpr std::string_view kCheckpointTrimHorizon = "TRIM_HORIZON";
+inline constexpr std::string_view kCheckpointLatest = "LATEST";
+inline constexpr std::string_view kCheckpointAtTimestamp = "AT_TIMESTAMP";
+inline constexpr std::string_view kCheckpointShardEnd = "SHARD_END";
 
 /// One lease, with the KCL 2.x attributes (DynamoDB names in comments).
 struct Lease {

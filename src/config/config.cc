@@ -13,26 +13,44 @@ namespace shardline {
 
 namespace {
 
-using PInfo = SettingInfo<ProducerConfig>;
-
-constexpr PInfo kProducerTable[] = {
+// Row macros for a table of SL_TABLE_CONFIG's settings: define SL_TABLE_CONFIG, include a .def
+// inside the braces of a SettingInfo<SL_TABLE_CONFIG> array, undefine it. Used once per table.
 #define SL_BOOL(m, k, d, doc) \
-  {SettingKind::kBool, k, #d, 0, 0, "", "", doc, &ProducerConfig::m, nullptr, nullptr},
+  {SettingKind::kBool, k, #d, 0, 0, "", "", doc, &SL_TABLE_CONFIG::m, nullptr, nullptr},
 #define SL_INT(m, k, d, lo, hi, unit, doc) \
-  {SettingKind::kInt, k, #d, lo, hi, "", unit, doc, nullptr, &ProducerConfig::m, nullptr},
+  {SettingKind::kInt, k, #d, lo, hi, "", unit, doc, nullptr, &SL_TABLE_CONFIG::m, nullptr},
 #define SL_ENUM(m, k, d, choices, doc) \
-  {SettingKind::kEnum, k, d, 0, 0, choices, "", doc, nullptr, nullptr, &ProducerConfig::m},
+  {SettingKind::kEnum, k, d, 0, 0, choices, "", doc, nullptr, nullptr, &SL_TABLE_CONFIG::m},
 #define SL_STR(m, k, d, doc) \
-  {SettingKind::kString, k, d, 0, 0, "", "", doc, nullptr, nullptr, &ProducerConfig::m},
+  {SettingKind::kString, k, d, 0, 0, "", "", doc, nullptr, nullptr, &SL_TABLE_CONFIG::m},
 #define SL_UNUSED(k, why) \
   {SettingKind::kUnused, k, "", 0, 0, "", "", why, nullptr, nullptr, nullptr},
+
+#define SL_TABLE_CONFIG ProducerConfig
+constexpr SettingInfo<ProducerConfig> kProducerTable[] = {
 #include "shardline/config/producer.def"
+};
+#undef SL_TABLE_CONFIG
+
+#define SL_TABLE_CONFIG ConsumerConfig
+constexpr SettingInfo<ConsumerConfig> kConsumerTable[] = {
+#include "shardline/config/consumer.def"
+};
+#undef SL_TABLE_CONFIG
+
 #undef SL_BOOL
 #undef SL_INT
 #undef SL_ENUM
 #undef SL_STR
 #undef SL_UNUSED
-};
+
+// The table of a config type, so the templates below take only the config.
+std::span<const SettingInfo<ProducerConfig>> table_of(const ProducerConfig&) {
+  return kProducerTable;
+}
+std::span<const SettingInfo<ConsumerConfig>> table_of(const ConsumerConfig&) {
+  return kConsumerTable;
+}
 
 std::string quote(std::string_view v) {
   std::string s = "'";
@@ -56,7 +74,8 @@ using detail::ascii_iequals;
 // The human form of a default, e.g. "4294967295LL" -> "4294967295", "INT64_MAX" -> the number.
 std::string pretty_number(std::int64_t v) { return std::to_string(v); }
 
-std::string default_text(const PInfo& s) {
+template <class Config>
+std::string default_text(const SettingInfo<Config>& s) {
   std::string d(s.default_text);
   if (s.kind == SettingKind::kInt) {
     while (!d.empty() && (d.back() == 'L' || d.back() == 'U')) d.pop_back();
@@ -143,9 +162,16 @@ Status set_in_table(std::span<const SettingInfo<Config>> table, Config& cfg, std
 
 std::span<const SettingInfo<ProducerConfig>> producer_settings() noexcept { return kProducerTable; }
 
+std::span<const SettingInfo<ConsumerConfig>> consumer_settings() noexcept { return kConsumerTable; }
+
 Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view value,
                    std::vector<std::string>* warnings) {
-  return set_in_table(producer_settings(), cfg, key, value, warnings);
+  return set_in_table(table_of(cfg), cfg, key, value, warnings);
+}
+
+Status set_setting(ConsumerConfig& cfg, std::string_view key, std::string_view value,
+                   std::vector<std::string>* warnings) {
+  return set_in_table(table_of(cfg), cfg, key, value, warnings);
 }
 
 std::string nearest_key(std::string_view key, std::span<const std::string_view> known) {
@@ -305,14 +331,17 @@ Status parse_properties(std::string_view text, std::vector<Property>& out) {
   return {};
 }
 
-Status apply_properties(ProducerConfig& cfg, std::string_view text, std::string_view source,
-                        std::vector<std::string>* warnings) {
+namespace {
+
+template <class Config>
+Status apply_to(Config& cfg, std::string_view text, std::string_view source,
+                std::vector<std::string>* warnings) {
   std::vector<Property> props;
   Status s = parse_properties(text, props);
   if (!s.ok()) return std::move(s).with_context(source);
   for (const Property& p : props) {
     std::vector<std::string> w;
-    Status r = set_setting(cfg, p.key, p.value, &w);
+    Status r = set_in_table(table_of(cfg), cfg, p.key, p.value, &w);
     const std::string where = std::string(source) + ":" + std::to_string(p.line);
     if (!r.ok()) return std::move(r).with_context(where);
     if (warnings)
@@ -321,33 +350,41 @@ Status apply_properties(ProducerConfig& cfg, std::string_view text, std::string_
   return {};
 }
 
-Status load_properties_file(const std::string& path, ProducerConfig& cfg,
-                            std::vector<std::string>* warnings) {
+template <class Config>
+Status load_into(const std::string& path, Config& cfg, std::vector<std::string>* warnings) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::not_found("cannot read properties file '" + path + "'");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return apply_properties(cfg, ss.str(), path, warnings);
+  return apply_to(cfg, ss.str(), path, warnings);
 }
 
-std::string configuration_markdown() {
-  std::string md;
-  md += "# Configuration\n\n";
-  md +=
-      "<!-- Generated from include/shardline/config/*.def by `shardline config docs`. "
-      "Do not edit; a test fails when this file is stale. -->\n\n";
-  md +=
-      "Settings load from a Java-style `.properties` file (`key = value`, `#` comments) or from "
-      "code. Key names are the KPL's, so an existing KPL properties file works unchanged. "
-      "Unknown keys are warned about (naming the nearest known key) and ignored; a value out "
-      "of range is an error that names the key and the range.\n\n";
-  md += "## Producer (`shardline put --config FILE`, `ProducerConfig`)\n\n";
+// Text for a Markdown table cell: '|' would end the cell and '<' could open an HTML tag.
+std::string md_cell(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|')
+      out += "\\|";
+    else if (c == '<')
+      out += "&lt;";
+    else
+      out += c;
+  }
+  return out;
+}
+
+// One scope's section: the settings table, then the keys accepted but not used. `library`
+// names where the key names come from ("KPL", "KCL").
+template <class Config>
+void append_section(std::string& md, std::string_view heading, std::string_view library,
+                    std::span<const SettingInfo<Config>> table) {
+  md += "## " + std::string(heading) + "\n\n";
   md += "| Key | Type | Default | Range / choices | Unit | Description |\n";
   md += "|---|---|---|---|---|---|\n";
   std::string unused;
-  for (const PInfo& s : kProducerTable) {
+  for (const SettingInfo<Config>& s : table) {
     if (s.kind == SettingKind::kUnused) {
-      unused += "| `" + std::string(s.key) + "` | " + std::string(s.doc) + " |\n";
+      unused += "| `" + std::string(s.key) + "` | " + md_cell(s.doc) + " |\n";
       continue;
     }
     std::string type, range;
@@ -382,13 +419,54 @@ std::string configuration_markdown() {
     std::string def = default_text(s);
     if (def.empty()) def = "(empty)";
     md += "| `" + std::string(s.key) + "` | " + type + " | `" + def + "` | " + range + " | " +
-          std::string(s.unit) + " | " + std::string(s.doc) + " |\n";
+          std::string(s.unit) + " | " + md_cell(s.doc) + " |\n";
   }
-  md +=
-      "\n### Accepted, not used\n\nThese KPL keys load without error and log a warning "
-      "saying why they have no effect in shardline.\n\n";
+  md += "\n### Accepted, not used\n\nThese " + std::string(library) +
+        " keys load without error and log a warning saying why they have no effect in "
+        "shardline.\n\n";
   md += "| Key | Why |\n|---|---|\n";
   md += unused;
+}
+
+}  // namespace
+
+Status apply_properties(ProducerConfig& cfg, std::string_view text, std::string_view source,
+                        std::vector<std::string>* warnings) {
+  return apply_to(cfg, text, source, warnings);
+}
+
+Status apply_properties(ConsumerConfig& cfg, std::string_view text, std::string_view source,
+                        std::vector<std::string>* warnings) {
+  return apply_to(cfg, text, source, warnings);
+}
+
+Status load_properties_file(const std::string& path, ProducerConfig& cfg,
+                            std::vector<std::string>* warnings) {
+  return load_into(path, cfg, warnings);
+}
+
+Status load_properties_file(const std::string& path, ConsumerConfig& cfg,
+                            std::vector<std::string>* warnings) {
+  return load_into(path, cfg, warnings);
+}
+
+std::string configuration_markdown() {
+  std::string md;
+  md += "# Configuration\n\n";
+  md +=
+      "<!-- Generated from include/shardline/config/*.def by `shardline config docs`. "
+      "Do not edit; a test fails when this file is stale. -->\n\n";
+  md +=
+      "Settings load from a Java-style `.properties` file (`key = value`, `#` comments) or from "
+      "code. Key names are the KPL's (producer) and the KCL's (consumer), so existing KPL and "
+      "KCL properties files load unchanged. "
+      "Unknown keys are warned about (naming the nearest known key) and ignored; a value out "
+      "of range is an error that names the key and the range.\n\n";
+  append_section(md, "Producer (`shardline put --config FILE`, `ProducerConfig`)", "KPL",
+                 producer_settings());
+  md += "\n";
+  append_section(md, "Consumer (`shardline consume --config FILE`, `ConsumerConfig`)", "KCL",
+                 consumer_settings());
   return md;
 }
 

@@ -187,7 +187,8 @@ for args in "agg --max-size 10" "agg --max-size abc" "deagg --shard-range 5:1" "
             "nosuchcommand" "" "agg --shards 0" "config" "tail" "tail --stream s --from YESTERDAY" \
             "tail --stream s --from AT_TIMESTAMP:abc" "streams" "streams create s" \
             "streams create s --shards 2 --on-demand" "streams split s shard-0 --at 0x10" \
-            "tail --stream s --until-idle -1" "leases" "leases --application"; do
+            "tail --stream s --until-idle -1" "leases" "leases --application" \
+            "config check --scope kcl x.properties" "config check --scope"; do
   # shellcheck disable=SC2086
   "$CLI" $args </dev/null >/dev/null 2>"$TMP/err"; rc=$?
   if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 1 ]] && grep -q '^shardline: error: ' "$TMP/err"; then ok; else
@@ -209,6 +210,28 @@ printf 'AggregationMaxSize = 1048576\nRecordTtl = 5\n' > "$TMP/bad.properties"
 printf 'RecordTtl = 500\nRecordTTL = 5\n' > "$TMP/warn.properties"
 "$CLI" config check "$TMP/warn.properties" >/dev/null 2>"$TMP/err" && grep -q "did you mean 'RecordTtl'" "$TMP/err" \
   && ok || fail "config check warns about unknown keys"
+"$CLI" config check --scope producer "$TMP/bad.properties" >/dev/null 2>"$TMP/err"; rc=$?
+[[ $rc -eq 2 ]] && grep -q "bad.properties:2: RecordTtl must be in" "$TMP/err" \
+  && ok || fail "config check --scope producer is the default table: rc=$rc $(cat "$TMP/err")"
+# --scope consumer: the KCL table (same messages, KCL key names).
+printf '%s\n' '# a KCL properties file' 'applicationName = orders-app' 'streamName = orders' \
+  'failoverTimeMillis = 20000' 'initialPositionInStream = TRIM_HORIZON' \
+  'AwsCredentialsProvider = DefaultCredentialsProvider' > "$TMP/kcl.properties"
+out=$("$CLI" config check --scope consumer "$TMP/kcl.properties" 2>"$TMP/err"); rc=$?
+if [[ $rc -eq 0 && $out == "$TMP/kcl.properties: OK" && $(wc -l < "$TMP/err") -eq 1 ]] \
+  && grep -q "^shardline: warning: .*kcl.properties:6: AwsCredentialsProvider accepted, not used: " "$TMP/err"; then ok; else
+  fail "config check --scope consumer accepts a KCL file: rc=$rc out=$out err=$(cat "$TMP/err")"; fi
+"$CLI" config check "$TMP/kcl.properties" >/dev/null 2>"$TMP/err"; rc=$?
+[[ $rc -eq 0 ]] && grep -q "unknown key 'applicationName' ignored" "$TMP/err" \
+  && ok || fail "config check without --scope still reads KPL keys: rc=$rc $(cat "$TMP/err")"
+printf 'streamName = orders\nfailoverTimeMillis = 5\n' > "$TMP/kcl-bad.properties"
+"$CLI" config check --scope consumer "$TMP/kcl-bad.properties" >/dev/null 2>"$TMP/err"; rc=$?
+[[ $rc -eq 2 ]] && grep -q "kcl-bad.properties:2: failoverTimeMillis must be in \[300, 9223372036854775807\] ms, got '5'" "$TMP/err" \
+  && ok || fail "config check --scope consumer reports the bad line: rc=$rc $(cat "$TMP/err")"
+printf 'failoverTimeMillis = 20000\nfailoverTimeMilis = 5\n' > "$TMP/kcl-warn.properties"
+"$CLI" config check --scope consumer "$TMP/kcl-warn.properties" >/dev/null 2>"$TMP/err" \
+  && grep -q "kcl-warn.properties:2: unknown key 'failoverTimeMilis' ignored; did you mean 'failoverTimeMillis'?" "$TMP/err" \
+  && ok || fail "config check --scope consumer warns about unknown keys: $(cat "$TMP/err")"
 
 # --- put: argument checks (offline: each fails before any request) ----------------------------
 printf 'AggregationMaxSize = 1048576\nRecordTtl = 5\n' > "$TMP/put-bad.properties"

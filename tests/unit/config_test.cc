@@ -200,5 +200,180 @@ TEST(Config, MarkdownListsEveryKey) {
   }
 }
 
+// --- the consumer (KCL) table -----------------------------------------------------------------
+
+TEST(ConfigConsumer, DefaultsAreTheTablesForEveryRow) {
+  const ConsumerConfig c;
+  ASSERT_FALSE(consumer_settings().empty());
+  for (const auto& s : consumer_settings()) {
+    std::string def(s.default_text);
+    switch (s.kind) {
+      case SettingKind::kUnused:
+        EXPECT_EQ(s.bool_member, nullptr) << s.key;
+        EXPECT_EQ(s.int_member, nullptr) << s.key;
+        EXPECT_EQ(s.string_member, nullptr) << s.key;
+        break;
+      case SettingKind::kBool:
+        ASSERT_NE(s.bool_member, nullptr) << s.key;
+        ASSERT_TRUE(def == "true" || def == "false") << s.key << "=" << def;
+        EXPECT_EQ(c.*(s.bool_member), def == "true") << s.key;
+        break;
+      case SettingKind::kInt: {
+        ASSERT_NE(s.int_member, nullptr) << s.key;
+        while (!def.empty() && (def.back() == 'L' || def.back() == 'U')) def.pop_back();
+        EXPECT_EQ(std::to_string(c.*(s.int_member)), def) << s.key;
+        EXPECT_LE(s.min, c.*(s.int_member)) << s.key << ": default below the minimum";
+        EXPECT_GE(s.max, c.*(s.int_member)) << s.key << ": default above the maximum";
+        break;
+      }
+      case SettingKind::kEnum:
+      case SettingKind::kString:
+        ASSERT_NE(s.string_member, nullptr) << s.key;
+        EXPECT_EQ(c.*(s.string_member), def) << s.key;
+        break;
+    }
+    if (s.kind == SettingKind::kUnused) continue;
+    // Setting each key to its default is accepted and changes nothing (an enum default is
+    // spelled exactly as one of its choices).
+    ConsumerConfig d;
+    std::vector<std::string> w;
+    EXPECT_TRUE(set_setting(d, s.key, def, &w).ok()) << s.key << "=" << def;
+    EXPECT_TRUE(w.empty()) << s.key;
+    if (s.string_member) EXPECT_EQ(d.*(s.string_member), c.*(s.string_member)) << s.key;
+  }
+  EXPECT_EQ(c.initial_position_in_stream, "LATEST");
+  EXPECT_EQ(c.failover_time_millis, 10000);
+  EXPECT_EQ(c.max_records, 10000);
+  EXPECT_TRUE(c.cleanup_leases_upon_shard_completion);
+}
+
+TEST(ConfigConsumer, KeysAreUniqueAndDistinctFromTheProducers) {
+  const auto table = consumer_settings();
+  for (std::size_t i = 0; i < table.size(); ++i)
+    for (std::size_t j = i + 1; j < table.size(); ++j)
+      EXPECT_NE(table[i].key, table[j].key) << "duplicate key " << table[i].key;
+  ConsumerConfig c;
+  std::vector<std::string> w;
+  EXPECT_TRUE(set_setting(c, "RecordTtl", "60000", &w).ok());
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("unknown key 'RecordTtl' ignored", 0), 0u)
+      << "a producer key is unknown to the consumer: " << w[0];
+}
+
+TEST(ConfigConsumer, EnumsAreValidatedAgainstTheirChoices) {
+  ConsumerConfig c;
+  const Status s = set_setting(c, "initialPositionInStream", "FOO");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(),
+            "initialPositionInStream must be one of TRIM_HORIZON|LATEST|AT_TIMESTAMP, got 'FOO'");
+  EXPECT_EQ(c.initial_position_in_stream, "LATEST") << "a rejected value leaves the setting alone";
+  EXPECT_TRUE(set_setting(c, "initialPositionInStream", "trim_horizon").ok());
+  EXPECT_EQ(c.initial_position_in_stream, "TRIM_HORIZON") << "stored as the table spells it";
+  EXPECT_EQ(set_setting(c, "processRecordsErrorPolicy", "IGNORE").message(),
+            "processRecordsErrorPolicy must be one of RETRY|SKIP|STOP, got 'IGNORE'");
+}
+
+TEST(ConfigConsumer, OutOfRangeNamesKeyRangeAndValue) {
+  ConsumerConfig c;
+  EXPECT_EQ(set_setting(c, "failoverTimeMillis", "5").message(),
+            "failoverTimeMillis must be in [300, 9223372036854775807] ms, got '5'");
+  EXPECT_EQ(set_setting(c, "maxRecords", "10001").message(),
+            "maxRecords must be in [1, 10000] records, got '10001'");
+  EXPECT_EQ(set_setting(c, "cleanupLeasesUponShardCompletion", "1").message(),
+            "cleanupLeasesUponShardCompletion must be true or false, got '1'");
+  EXPECT_EQ(c.failover_time_millis, 10000);
+  EXPECT_EQ(c.max_records, 10000);
+}
+
+TEST(ConfigConsumer, AppliesAKclPropertiesFile) {
+  // The shape of a KCL MultiLangDaemon properties file (minus executableName, which belongs to
+  // the multilang table).
+  const std::string text =
+      "# The KCL sample, trimmed\n"
+      "applicationName = orders-app\n"
+      "streamName = orders\n"
+      "regionName = us-west-2\n"
+      "initialPositionInStream = TRIM_HORIZON\n"
+      "failoverTimeMillis = 20000\n"
+      "maxRecords = 500\n"
+      "idleTimeBetweenReadsInMillis = 250\n"
+      "cleanupLeasesUponShardCompletion = false\n"
+      "callProcessRecordsEvenForEmptyRecordList: true\n"
+      "metricsLevel = summary\n"
+      "kinesisEndpoint = http://127.0.0.1:4567\n"
+      "dynamoDBEndpoint = http://127.0.0.1:8000\n"
+      "leaseStore = sqlite:/var/lib/orders\\\n"
+      "              .leases.db\n"
+      "AwsCredentialsProvider = DefaultCredentialsProvider\n";
+  ConsumerConfig c;
+  std::vector<std::string> w;
+  ASSERT_TRUE(apply_properties(c, text, "kcl.properties", &w).ok());
+  EXPECT_EQ(c.application_name, "orders-app");
+  EXPECT_EQ(c.stream_name, "orders");
+  EXPECT_EQ(c.region_name, "us-west-2");
+  EXPECT_EQ(c.initial_position_in_stream, "TRIM_HORIZON");
+  EXPECT_EQ(c.failover_time_millis, 20000);
+  EXPECT_EQ(c.max_records, 500);
+  EXPECT_EQ(c.idle_time_between_reads_in_millis, 250);
+  EXPECT_FALSE(c.cleanup_leases_upon_shard_completion);
+  EXPECT_TRUE(c.call_process_records_even_for_empty_record_list);
+  EXPECT_EQ(c.metrics_level, "SUMMARY");
+  EXPECT_EQ(c.kinesis_endpoint, "http://127.0.0.1:4567");
+  EXPECT_EQ(c.dynamodb_endpoint, "http://127.0.0.1:8000");
+  EXPECT_EQ(c.lease_store, "sqlite:/var/lib/orders.leases.db");
+  EXPECT_EQ(c.epsilon_millis, 25) << "keys not in the file keep their defaults";
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].rfind("kcl.properties:16: AwsCredentialsProvider accepted, not used: ", 0), 0u)
+      << w[0];
+
+  const Status bad =
+      apply_properties(c, "streamName = s\nfailoverTimeMillis = 5\n", "kcl.properties", &w);
+  EXPECT_EQ(bad.message(),
+            "kcl.properties:2: failoverTimeMillis must be in [300, 9223372036854775807] ms, got "
+            "'5'");
+}
+
+TEST(ConfigConsumer, UnusedKclKeysAreAcceptedWithAReason) {
+  ConsumerConfig c;
+  std::vector<std::string> w;
+  EXPECT_TRUE(set_setting(c, "maxLeaseRenewalThreads", "20", &w).ok());
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0],
+            "maxLeaseRenewalThreads accepted, not used: renewals run on the scheduler's own pool");
+}
+
+TEST(ConfigConsumer, UnknownKeysWarnWithTheNearestConsumerKey) {
+  ConsumerConfig c;
+  std::vector<std::string> w;
+  EXPECT_TRUE(set_setting(c, "failoverTimeMilis", "20000", &w).ok());
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0], "unknown key 'failoverTimeMilis' ignored; did you mean 'failoverTimeMillis'?");
+  EXPECT_EQ(c.failover_time_millis, 10000);
+  w.clear();
+  EXPECT_TRUE(set_setting(c, "InitialPositionInStream", "LATEST", &w).ok());
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("did you mean 'initialPositionInStream'"), std::string::npos)
+      << "keys are case-sensitive: " << w[0];
+  w.clear();
+  EXPECT_TRUE(set_setting(c, "CompletelyDifferent", "1", &w).ok());
+  EXPECT_EQ(w[0], "unknown key 'CompletelyDifferent' ignored");
+}
+
+TEST(ConfigConsumer, MissingFileIsNotFound) {
+  ConsumerConfig c;
+  EXPECT_EQ(load_properties_file("/nonexistent/kcl.properties", c).code(), StatusCode::kNotFound);
+}
+
+TEST(ConfigConsumer, MarkdownHasAConsumerSectionListingEveryKey) {
+  const std::string md = configuration_markdown();
+  const auto consumer =
+      md.find("## Consumer (`shardline consume --config FILE`, `ConsumerConfig`)");
+  ASSERT_NE(consumer, std::string::npos);
+  EXPECT_LT(md.find("## Producer"), consumer);
+  for (const auto& s : consumer_settings()) {
+    EXPECT_NE(md.find("`" + std::string(s.key) + "`", consumer), std::string::npos) << s.key;
+  }
+}
+
 }  // namespace
 }  // namespace shardline

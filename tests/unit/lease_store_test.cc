@@ -125,7 +125,7 @@ inline std::string all_bytes() {
 inline Lease new_lease(const std::string& key) {
   Lease l;
   l.lease_key = key;
-  l.checkpoint = std::string(kTrimHorizon);
+  l.checkpoint = std::string(kCheckpointTrimHorizon);
   l.parent_shard_ids = {"shardId-000000000000"};
   l.hash_key_range = HashKeyRange{HashKey(0, 0), HashKey::max()};
   return l;
@@ -247,7 +247,7 @@ TEST_P(LeaseStoreSuite, EveryFieldRoundTrips) {
 
   // An empty pending state is a state, not "none"; the largest counter survives.
   Lease edge = new_lease("shardId-000000000004");
-  edge.pending_checkpoint = std::string(kShardEnd);
+  edge.pending_checkpoint = std::string(kCheckpointShardEnd);
   edge.pending_checkpoint_state = std::string();
   edge.lease_counter = INT64_MAX - 1;
   EXPECT_TRUE(Wrote(store_->create_lease_if_not_exists(edge)));
@@ -424,13 +424,13 @@ TEST_P(LeaseStoreSuite, CheckpointOfAnUnownedLeaseNeedsAnUnownedCopy) {
   // An operator's reset of an idle lease: the caller's owner "" means "still unowned".
   Lease l = created(new_lease("shardId-000000000018"));
   Lease racer = l;
-  EXPECT_TRUE(Wrote(store_->update_checkpoint(l, std::string(kLatest), 0)));
-  EXPECT_EQ(l.checkpoint, kLatest);
+  EXPECT_TRUE(Wrote(store_->update_checkpoint(l, std::string(kCheckpointLatest), 0)));
+  EXPECT_EQ(l.checkpoint, kCheckpointLatest);
   racer = *fetch(l.lease_key);
   ASSERT_TRUE(Wrote(store_->take_lease(racer, "worker-a")));
   Lease idle = racer;
   idle.lease_owner.clear();
-  EXPECT_TRUE(Refused(store_->update_checkpoint(idle, std::string(kTrimHorizon), 0)));
+  EXPECT_TRUE(Refused(store_->update_checkpoint(idle, std::string(kCheckpointTrimHorizon), 0)));
 }
 
 TEST_P(LeaseStoreSuite, PrepareThenCheckpointClearsThePendingFields) {
@@ -452,7 +452,7 @@ TEST_P(LeaseStoreSuite, PrepareThenCheckpointClearsThePendingFields) {
   EXPECT_EQ(l.pending_checkpoint, kSeq2);
   EXPECT_EQ(l.pending_checkpoint_sub_sequence_number, 4);
   EXPECT_EQ(l.pending_checkpoint_state, all_bytes());
-  EXPECT_EQ(l.checkpoint, kTrimHorizon);  // the real checkpoint is untouched
+  EXPECT_EQ(l.checkpoint, kCheckpointTrimHorizon);  // the real checkpoint is untouched
   EXPECT_EQ(l.owner_switches_since_checkpoint, 1);
   EXPECT_EQ(fetch(l.lease_key), l);
 
@@ -476,7 +476,7 @@ TEST_P(LeaseStoreSuite, PrepareThenCheckpointClearsThePendingFields) {
 TEST_P(LeaseStoreSuite, MetadataUpdateLeavesTheCounter) {
   Lease l = created(new_lease("shardId-000000000020"));
   ASSERT_TRUE(Wrote(store_->take_lease(l, "worker-a")));
-  ASSERT_TRUE(Wrote(store_->update_checkpoint(l, std::string(kShardEnd), 0)));
+  ASSERT_TRUE(Wrote(store_->update_checkpoint(l, std::string(kCheckpointShardEnd), 0)));
 
   Lease meta;
   meta.lease_key = l.lease_key;
@@ -601,7 +601,7 @@ TEST_P(LeaseStoreSuite, TheWritersCopyIsTheStoredLease) {
   meta.lease_key = mine.lease_key;
   meta.child_shard_ids = {"shardId-000000000026"};
   ASSERT_TRUE(Ok(other->update_lease_metadata(meta)));
-  ASSERT_TRUE(Wrote(store_->update_checkpoint(mine, std::string(kShardEnd), 0)));
+  ASSERT_TRUE(Wrote(store_->update_checkpoint(mine, std::string(kCheckpointShardEnd), 0)));
   EXPECT_EQ(mine.child_shard_ids, meta.child_shard_ids);
   EXPECT_EQ(fetch(mine.lease_key, other.get()), mine);
 }

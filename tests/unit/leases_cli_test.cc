@@ -38,7 +38,7 @@ TEST_F(LeasesCli, ListsEveryLeaseAsATableAndAsJson) {
   ASSERT_TRUE((*store)->initialize().ok());
   Lease a;
   a.lease_key = "shardId-000000000000";
-  a.checkpoint = std::string(kShardEnd);
+  a.checkpoint = std::string(kCheckpointShardEnd);
   a.child_shard_ids = {"shardId-000000000002"};
   Lease b;
   b.lease_key = "shardId-000000000002";
