@@ -20,6 +20,10 @@
 // Usage: shardline_stub_kinesis [--port N] [--records N] [--record-size N] [--shards N]
 //                               [--route-by-hash-key]   (PutRecords shard ids follow each
 //                               entry's ExplicitHashKey: for clients that predict shards)
+//                               [--aggregate N]   (each GetRecords record is a KPL aggregate of
+//                               N user records of --record-size bytes: for consumers)
+//                               [--full-range-shards]   (every listed shard covers the whole
+//                               hash key range, so a consumer filters nothing out)
 // Prints "LISTENING <port>" on stdout once it accepts connections (port 0 = a free port), and
 // on SIGTERM or SIGINT prints "served <n> requests on <c> connections" on stderr and exits 0.
 #include <arpa/inet.h>
@@ -46,6 +50,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "shardline/aggregation.h"
 
 namespace {
 
@@ -150,7 +156,7 @@ std::string uint128_decimal(unsigned __int128 v) {
   return s;
 }
 
-Canned make_canned(int records, int record_size, int shards) {
+Canned make_canned(int records, int record_size, int shards, int aggregate, bool full_range) {
   Canned c;
   std::mt19937_64 rng(20240601);
   const std::string arn = "arn:aws:kinesis:us-east-1:123456789012:stream/bench";
@@ -174,8 +180,27 @@ Canned make_canned(int records, int record_size, int shards) {
   c.get_records.head_size = c.get_records.text.size();
   std::vector<unsigned char> payload(static_cast<std::size_t>(record_size));
   const std::int64_t t0_ms = 1717200000000;  // 2024-06-01T00:00:00Z
+  std::vector<std::string> user_data, user_keys;
   for (int i = 0; i < records; ++i) {
     for (auto& b : payload) b = static_cast<unsigned char>(rng());
+    std::string aggregated;
+    if (aggregate > 0) {
+      // A KPL aggregate of `aggregate` user records of record_size bytes each.
+      shardline::AggregationLimits limits;
+      limits.max_size = shardline::kLargestMaxRecordSize;
+      limits.max_record_size = shardline::kLargestMaxRecordSize;
+      shardline::AggregateBuilder b(limits);
+      user_data.assign(static_cast<std::size_t>(aggregate), std::string());
+      user_keys.assign(static_cast<std::size_t>(aggregate), std::string());
+      for (int u = 0; u < aggregate; ++u) {
+        auto& d = user_data[static_cast<std::size_t>(u)];
+        d.resize(static_cast<std::size_t>(record_size));
+        for (auto& ch : d) ch = static_cast<char>(rng());
+        user_keys[static_cast<std::size_t>(u)] = uuid_like(rng);
+        b.add(user_keys[static_cast<std::size_t>(u)], std::nullopt, d);
+      }
+      aggregated = b.build().data;
+    }
     if (i != 0) c.get_records.text += ',';
     // Coral's JSON form of a timestamp, seconds in E notation with milliseconds:
     // 1717200000123 ms -> 1.717200000123E9.
@@ -183,7 +208,12 @@ Canned make_canned(int records, int record_size, int shards) {
     const std::string ts = ms.substr(0, 1) + "." + ms.substr(1) + "E9";
     c.get_records.text += R"({"SequenceNumber":")" + sequence_number(static_cast<unsigned>(i)) +
                           R"(","ApproximateArrivalTimestamp":)" + ts + R"(,"Data":")";
-    append_base64(c.get_records.text, payload.data(), payload.size());
+    if (aggregate > 0) {
+      append_base64(c.get_records.text, reinterpret_cast<const unsigned char*>(aggregated.data()),
+                    aggregated.size());
+    } else {
+      append_base64(c.get_records.text, payload.data(), payload.size());
+    }
     c.get_records.text += R"(","PartitionKey":")" + uuid_like(rng) + R"("})";
     c.get_records.ends.push_back(c.get_records.text.size());
   }
@@ -198,8 +228,12 @@ Canned make_canned(int records, int record_size, int shards) {
   const unsigned __int128 step = max / static_cast<unsigned>(shards);
   for (int i = 0; i < shards; ++i) {
     if (i != 0) c.list_shards += ',';
-    const unsigned __int128 start = step * static_cast<unsigned>(i);
-    const unsigned __int128 end = i + 1 == shards ? max : start + step - 1;
+    unsigned __int128 start = step * static_cast<unsigned>(i);
+    unsigned __int128 end = i + 1 == shards ? max : start + step - 1;
+    if (full_range) {  // every shard claims every key: no consumer-side range filtering
+      start = 0;
+      end = max;
+    }
     c.list_shards += R"({"ShardId":")" + shard_id(i) + R"(","HashKeyRange":{"StartingHashKey":")" +
                      uint128_decimal(start) + R"(","EndingHashKey":")" + uint128_decimal(end) +
                      R"("},"SequenceNumberRange":{"StartingSequenceNumber":")" +
@@ -736,19 +770,24 @@ class Server {
 int usage() {
   std::fprintf(stderr,
                "usage: shardline_stub_kinesis [--port N] [--records N] [--record-size N] "
-               "[--shards N]\n");
+               "[--shards N]\n"
+               "       [--route-by-hash-key] [--aggregate N] [--full-range-shards]\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, records = 10000, record_size = 100, shards = 4;
-  bool route_by_hash_key = false;
+  int port = 0, records = 10000, record_size = 100, shards = 4, aggregate = 0;
+  bool route_by_hash_key = false, full_range = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--route-by-hash-key") {
       route_by_hash_key = true;
+      continue;
+    }
+    if (a == "--full-range-shards") {
+      full_range = true;
       continue;
     }
     if (i + 1 >= argc) return usage();
@@ -761,18 +800,22 @@ int main(int argc, char** argv) {
       record_size = v;
     } else if (a == "--shards") {
       shards = v;
+    } else if (a == "--aggregate") {
+      aggregate = v;
     } else {
       return usage();
     }
   }
-  if (port < 0 || port > 65535 || records < 0 || record_size < 0 || shards < 1) return usage();
+  if (port < 0 || port > 65535 || records < 0 || record_size < 0 || shards < 1 ||
+      aggregate < 0)
+    return usage();
 
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
 
-  Server server(make_canned(records, record_size, shards), shards, route_by_hash_key);
+  Server server(make_canned(records, record_size, shards, aggregate, full_range), shards, route_by_hash_key);
   const int bound = server.listen_on(port);
   if (bound < 0) {
     std::perror("shardline_stub_kinesis: listen");

@@ -84,6 +84,11 @@ Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view v
 Status set_setting(ConsumerConfig& cfg, std::string_view key, std::string_view value,
                    std::vector<std::string>* warnings = nullptr);
 
+/// Check a config built in code: every integer within its key's range and every enum one of its
+/// choices. kInvalidArgument with the message set_setting() would give for that key.
+Status validate_config(const ProducerConfig& cfg);
+Status validate_config(const ConsumerConfig& cfg);
+
 /// One `key=value` entry of a .properties file.
 struct Property {
   std::string key;

@@ -71,7 +71,7 @@ struct ExtendedSequenceNumber {
   friend bool operator==(const ExtendedSequenceNumber&, const ExtendedSequenceNumber&) = default;
 };
 
-/// OK, or kInvalidArgument: not a sentinel and not a decimal sequence number (1..128 digits),
+/// OK, or kInvalidArgument: not a sentinel and not a decimal sequence number (1..129 digits),
 /// or a negative sub-sequence number.
 Status validate_extended_sequence_number(const ExtendedSequenceNumber& esn);
 
@@ -182,10 +182,9 @@ class ConsumerKinesisApi {
                            std::function<void(Result<GetRecordsResult>)> done) = 0;
 };
 
-/// The real API on a KinesisClient.
-std::unique_ptr<ConsumerKinesisApi> make_consumer_kinesis_api(
-    std::shared_ptr<KinesisClient> client, StreamRef stream,
-    std::chrono::milliseconds request_timeout);
+/// The real API on a KinesisClient (its AwsClientConfig sets timeouts and retries).
+std::unique_ptr<ConsumerKinesisApi> make_consumer_kinesis_api(std::shared_ptr<KinesisClient> client,
+                                                              StreamRef stream);
 
 /// What a worker is doing with one shard.
 struct ShardStatus {

@@ -174,6 +174,33 @@ Status set_setting(ConsumerConfig& cfg, std::string_view key, std::string_view v
   return set_in_table(table_of(cfg), cfg, key, value, warnings);
 }
 
+namespace {
+// Check every field of a config built in code against its table row, with the messages of
+// set_setting (each value is set again, as text, on a scratch copy).
+template <class Config>
+Status validate_in_table(const Config& cfg) {
+  Config scratch = cfg;
+  for (const auto& row : table_of(cfg)) {
+    std::string text;
+    switch (row.kind) {
+      case SettingKind::kInt:
+        text = std::to_string(cfg.*(row.int_member));
+        break;
+      case SettingKind::kEnum:
+        text = cfg.*(row.string_member);
+        break;
+      default:
+        continue;
+    }
+    SHARDLINE_RETURN_IF_ERROR(set_in_table(table_of(cfg), scratch, row.key, text, nullptr));
+  }
+  return {};
+}
+}  // namespace
+
+Status validate_config(const ProducerConfig& cfg) { return validate_in_table(cfg); }
+Status validate_config(const ConsumerConfig& cfg) { return validate_in_table(cfg); }
+
 std::string nearest_key(std::string_view key, std::span<const std::string_view> known) {
   if (key.size() > 128) return {};  // no key is that long; skip the quadratic work
   const std::string a = detail::ascii_lowercase(key);

@@ -414,12 +414,14 @@ void ShardConsumer::do_process() {
   }
   records_.clear();
   std::int64_t bytes = 0;
+  // Committed only when the batch is done with: a retried batch is filtered the same way again.
+  bool filtering = filtering_checkpoint_;
   for (const StreamRecord& rec : batch->result.records) {
     int cmp = 1;
-    if (filtering_checkpoint_) {
+    if (filtering) {
       cmp = compare({rec.sequence_number, 0}, {start_position_.sequence_number, 0});
       if (cmp < 0) continue;
-      if (cmp > 0) filtering_checkpoint_ = false;
+      if (cmp > 0) filtering = false;
     }
     views_.clear();
     DecodeSummary sum = deaggregator_.decode({rec.data, rec.partition_key, std::nullopt}, views_);
@@ -490,10 +492,14 @@ void ShardConsumer::do_process() {
         ctx_.counters->records_processed.fetch_add(n, std::memory_order_relaxed);
         ctx_.counters->data_bytes_processed.fetch_add(bytes, std::memory_order_relaxed);
       }
+      filtering_checkpoint_ = filtering;
       queued_records_ -= batch->records;
       queued_bytes_ -= batch->bytes;
-      ctx_.counters->prefetch_bytes.fetch_sub(batch->bytes, std::memory_order_relaxed);
+      const auto before =
+          ctx_.counters->prefetch_bytes.fetch_sub(batch->bytes, std::memory_order_relaxed);
       queue_.pop_front();
+      // Other shards may be waiting for room in the worker-wide budget: tick now.
+      if (before >= ctx_.max_prefetch_bytes_total && ctx_.wake) ctx_.wake();
     }
   }
   records_.clear();
@@ -538,7 +544,13 @@ void ShardConsumer::do_shard_end() {
     auto found = ctx_.find_children(shard_id_);
     if (!found.ok()) return fail("finding the child shards failed: " + found.status().to_string());
     children = std::move(*found);
-    if (children.empty()) return fail("the shard is closed but no child shard is listed yet");
+    if (children.empty()) {
+      // Normal for a moment after a reshard: ListShards lags the closing of the parent.
+      log(LogLevel::kInfo, "the shard is closed but no child shard is listed yet (will retry)");
+      std::lock_guard lk(mu_);
+      backoff_locked(ctx_.clock->now());
+      return;
+    }
   }
   std::vector<std::string> child_ids;
   for (const ChildShard& c : children) {
@@ -681,7 +693,13 @@ void ShardConsumer::maybe_fetch() {
       std::lock_guard lk(mu_);
       refetch_ = false;
       go = fetch_allowed_locked(ctx_.clock->now());
-      if (go) fetch_in_flight_ = true;
+      if (go) {
+        fetch_in_flight_ = true;
+        // Reserve the expected response size in the worker-wide budget, so that many shards
+        // starting calls at once cannot overshoot it with what is in flight.
+        fetch_reservation_ = std::min(expected_batch_bytes_, ctx_.max_prefetch_bytes);
+        ctx_.counters->prefetch_bytes.fetch_add(fetch_reservation_, std::memory_order_relaxed);
+      }
     }
     if (go) start_fetch();
     std::lock_guard lk(mu_);
@@ -734,6 +752,9 @@ void ShardConsumer::start_fetch() {
       self->iterator_ = *it;
       if (!self->fetching_enabled_) {
         self->fetch_in_flight_ = false;
+        self->ctx_.counters->prefetch_bytes.fetch_sub(self->fetch_reservation_,
+                                                      std::memory_order_relaxed);
+        self->fetch_reservation_ = 0;
         return;
       }
     }
@@ -745,6 +766,8 @@ void ShardConsumer::on_records(Result<GetRecordsResult> r, Clock::time_point sta
   {
     std::lock_guard lk(mu_);
     fetch_in_flight_ = false;
+    ctx_.counters->prefetch_bytes.fetch_sub(fetch_reservation_, std::memory_order_relaxed);
+    fetch_reservation_ = 0;
     auto now = ctx_.clock->now();
     if (r.ok()) {
       ctx_.counters->get_records_calls.fetch_add(1, std::memory_order_relaxed);
@@ -773,6 +796,7 @@ void ShardConsumer::on_records(Result<GetRecordsResult> r, Clock::time_point sta
           b.bytes += static_cast<std::int64_t>(rec.data.size() + rec.partition_key.size() +
                                                rec.sequence_number.size());
         }
+        expected_batch_bytes_ = std::max<std::int64_t>(b.bytes, 64 * 1024);
         b.result = std::move(res);
         queued_records_ += b.records;
         queued_bytes_ += b.bytes;
@@ -783,7 +807,8 @@ void ShardConsumer::on_records(Result<GetRecordsResult> r, Clock::time_point sta
       const Status& s = r.status();
       ++fetch_failures_;
       auto backoff = backoff_for(fetch_failures_, ctx_.task_backoff, ctx_.max_backoff);
-      if (s.aws_error_code() == "ExpiredIteratorException" || s.retry() == RetryClass::kRestart) {
+      if ((s.aws_error_code() == "ExpiredIteratorException" || s.retry() == RetryClass::kRestart) &&
+          !iterator_.empty()) {
         ctx_.counters->expired_iterators.fetch_add(1, std::memory_order_relaxed);
         log(LogLevel::kInfo, "the shard iterator expired; restarting after the last record read");
         iterator_.clear();

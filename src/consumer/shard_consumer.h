@@ -193,6 +193,8 @@ class ShardConsumer : public std::enable_shared_from_this<ShardConsumer> {
   std::string last_fetched_sequence_;
   Clock::time_point next_fetch_at_{};
   int fetch_failures_ = 0;
+  std::int64_t fetch_reservation_ = 0;           // budget held by the call in flight
+  std::int64_t expected_batch_bytes_ = 1 << 20;  // the last response's size
   // Status.
   ExtendedSequenceNumber start_position_;
   std::int64_t records_processed_ = 0;

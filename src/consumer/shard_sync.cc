@@ -69,10 +69,30 @@ std::vector<Lease> leases_to_create(const std::vector<Shard>& shards,
     const std::string descendant_start = initial.sentinel == kCheckpointAtTimestamp
                                              ? std::string(kCheckpointAtTimestamp)
                                              : std::string(kCheckpointTrimHorizon);
+    // A branch without any leased ancestor starts at the initial position. At TRIM_HORIZON or
+    // AT_TIMESTAMP that means from its oldest listed shards (the KCL creates those), so every
+    // un-leased shard of the branch gets a lease; at LATEST only the shard itself.
+    std::function<void(const Shard&)> branch = [&](const Shard& s) {
+      if (initial.sentinel != kCheckpointLatest) {
+        for (const std::string& p : parents_of(s)) {
+          auto it = by_id.find(p);
+          if (it != by_id.end() && leased.count(p) == 0) branch(*it->second);
+        }
+      }
+      plan(s, initial.sentinel);
+    };
     std::function<void(const Shard&)> chain = [&](const Shard& s) {
       for (const std::string& p : parents_of(s)) {
         auto it = by_id.find(p);
-        if (it != by_id.end() && leased.count(p) == 0 && leased_ancestor(p)) chain(*it->second);
+        if (it == by_id.end() || leased.count(p) != 0) continue;
+        // A parent on the way to a leased ancestor: nothing after that ancestor is skipped.
+        // A parent without one (the KCL's example: 6, merged with the leased 7 into 8): it
+        // needs a lease too, or the child would not wait for it and its records would be lost.
+        if (leased_ancestor(p)) {
+          chain(*it->second);
+        } else {
+          branch(*it->second);
+        }
       }
       plan(s, descendant_start);
     };
@@ -81,7 +101,7 @@ std::vector<Lease> leases_to_create(const std::vector<Shard>& shards,
       if (leased_ancestor(s.shard_id)) {
         chain(s);
       } else {
-        plan(s, initial.sentinel);
+        branch(s);
       }
     }
   }

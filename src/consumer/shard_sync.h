@@ -22,8 +22,11 @@ struct InitialPosition {
 ///    parents); LATEST → every open shard;
 ///  - otherwise, for every open shard without a lease: if some ancestor has a lease, leases for
 ///    the un-leased shards between that ancestor and it (at TRIM_HORIZON, or AT_TIMESTAMP when
-///    that is the initial position) so nothing between them is skipped; if no ancestor has a
-///    lease, one lease at the initial position.
+///    that is the initial position) so nothing between them is skipped; an un-leased branch
+///    without a leased ancestor (the shard itself, or a parent merged with a leased sibling)
+///    starts at the initial position: LATEST → a lease for its newest shard; TRIM_HORIZON /
+///    AT_TIMESTAMP → leases for all its shards, oldest first, as the KCL reads it from its
+///    oldest shards.
 /// Created leases carry parent ids and the hash range. Sorted parents first.
 std::vector<Lease> leases_to_create(const std::vector<Shard>& shards,
                                     const std::vector<Lease>& leases,

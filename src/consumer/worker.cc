@@ -24,9 +24,8 @@ namespace {
 
 class RealConsumerKinesisApi final : public ConsumerKinesisApi {
  public:
-  RealConsumerKinesisApi(std::shared_ptr<KinesisClient> client, StreamRef stream,
-                         std::chrono::milliseconds timeout)
-      : client_(std::move(client)), stream_(std::move(stream)), timeout_(timeout) {}
+  RealConsumerKinesisApi(std::shared_ptr<KinesisClient> client, StreamRef stream)
+      : client_(std::move(client)), stream_(std::move(stream)) {}
 
   Result<std::vector<Shard>> list_shards() override { return client_->list_shards(stream_); }
   Result<std::string> get_shard_iterator(const std::string& shard_id,
@@ -41,7 +40,6 @@ class RealConsumerKinesisApi final : public ConsumerKinesisApi {
  private:
   std::shared_ptr<KinesisClient> client_;
   StreamRef stream_;
-  std::chrono::milliseconds timeout_;
 };
 
 std::string default_worker_id() {
@@ -63,11 +61,9 @@ void default_log(LogLevel level, std::string_view message) {
 
 }  // namespace
 
-std::unique_ptr<ConsumerKinesisApi> make_consumer_kinesis_api(
-    std::shared_ptr<KinesisClient> client, StreamRef stream,
-    std::chrono::milliseconds request_timeout) {
-  return std::make_unique<RealConsumerKinesisApi>(std::move(client), std::move(stream),
-                                                  request_timeout);
+std::unique_ptr<ConsumerKinesisApi> make_consumer_kinesis_api(std::shared_ptr<KinesisClient> client,
+                                                              StreamRef stream) {
+  return std::make_unique<RealConsumerKinesisApi>(std::move(client), std::move(stream));
 }
 
 // ---- the worker --------------------------------------------------------------------------
@@ -137,7 +133,11 @@ class Worker::Impl {
       finished_shards_.push_back(id);
       cv_.notify_all();
     };
-    ctx_.wake = [this] { cv_.notify_all(); };
+    ctx_.wake = [this] {
+      std::lock_guard lk(mu_);
+      kick_ = true;
+      cv_.notify_all();
+    };
   }
 
   ~Impl() {
@@ -172,9 +172,8 @@ class Worker::Impl {
       if (!c.kinesis_endpoint.empty()) k.endpoint_url = c.kinesis_endpoint;
       auto client = KinesisClient::create(k);
       if (!client.ok()) return client.status();
-      options_.kinesis =
-          make_consumer_kinesis_api(std::shared_ptr<KinesisClient>(std::move(*client)),
-                                    StreamRef(stream_), aws.request_timeout);
+      options_.kinesis = make_consumer_kinesis_api(
+          std::shared_ptr<KinesisClient>(std::move(*client)), StreamRef(stream_));
     }
     if (!options_.lease_store) {
       AwsClientConfig d = aws;
@@ -403,8 +402,10 @@ class Worker::Impl {
         }
       }
       std::unique_lock lk(mu_);
-      cv_.wait_for(lk, std::chrono::milliseconds(20),
-                   [&] { return (shutdown_ && !shutting_down) || !finished_shards_.empty(); });
+      cv_.wait_for(lk, std::chrono::milliseconds(20), [&] {
+        return (shutdown_ && !shutting_down) || !finished_shards_.empty() || kick_;
+      });
+      kick_ = false;
     }
     log(LogLevel::kInfo, "stopped");
     std::lock_guard lk(mu_);
@@ -487,6 +488,7 @@ class Worker::Impl {
   bool started_ = false;
   bool shutdown_ = false;
   bool stopped_ = false;
+  bool kick_ = false;  // a consumer asked for an early tick
   Status fatal_;
   std::vector<std::string> finished_shards_;
   std::thread thread_;
@@ -495,6 +497,8 @@ class Worker::Impl {
 Result<std::unique_ptr<Worker>> Worker::create(WorkerOptions options,
                                                RecordProcessorFactory factory) {
   if (!factory) return Status::invalid_argument("a record processor factory is required");
+  // Before anything is sized from the settings (thread pools, caps).
+  SHARDLINE_RETURN_IF_ERROR(validate_config(options.config));
   auto impl = std::make_unique<Impl>(std::move(options), std::move(factory));
   SHARDLINE_RETURN_IF_ERROR(impl->setup());
   return std::unique_ptr<Worker>(new Worker(std::move(impl)));

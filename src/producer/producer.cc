@@ -1338,13 +1338,11 @@ class Producer::Impl {
 
 Result<std::unique_ptr<Producer>> Producer::create(const ProducerConfig& config,
                                                    ProducerOptions options) {
+  SHARDLINE_RETURN_IF_ERROR(validate_config(config));
   if (config.record_ttl <= config.record_max_buffered_time) {
     return Status::invalid_argument("RecordTtl (" + std::to_string(config.record_ttl) +
                                     " ms) must be above RecordMaxBufferedTime (" +
                                     std::to_string(config.record_max_buffered_time) + " ms)");
-  }
-  if (config.max_user_record_size > config.max_record_size) {
-    // Allowed: the per-record check (partition key + data <= MaxRecordSize) still applies.
   }
   std::shared_ptr<KinesisApi> api = options.api;
   if (!api) {

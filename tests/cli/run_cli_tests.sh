@@ -261,5 +261,53 @@ if [[ $rc -eq 0 && $(grep -c "unknown key 'RecordTTL'" "$TMP/err") -eq 2 ]] \
   && python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["userRecords"]==0 and s["failed"]==0 and s["interrupted"] is False, s' "$out"; then ok; else
   fail "put settings warnings once each / empty input: rc=$rc out=$out err=$(cat "$TMP/err")"; fi
 
+# ==============================================================================================
+# --- consume: argument and settings checks (offline: each fails before any request) ----------
+# Run in an empty directory: the default lease store (sqlite:APP.leases.db) must not be left
+# behind by a run that cannot start.
+CONSUME_CLI=$(realpath "$CLI")
+CWD="$TMP/consume-cwd"
+mkdir -p "$CWD"
+printf 'maxRecords = 20000\n' > "$TMP/consume-range.properties"
+printf 'streamName = s\napplicationName = a\ninitialPositionInStream = NOW\n' > "$TMP/consume-enum.properties"
+printf 'retrievalMode = FANOUT\n' > "$TMP/consume-fanout.properties"
+# "ARGUMENTS => text the one stderr line must contain"
+consume_cases=(
+  "consume --application a => --stream is required"
+  "consume --stream s => --application is required"
+  "consume --stream '' --application a => --stream is required"
+  "consume --stream s --application a --initial-position NOW => --initial-position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP:<epoch-ms>, got 'NOW'"
+  "consume --stream s --application a --initial-position AT_TIMESTAMP:soon => AT_TIMESTAMP:<epoch-ms> needs a millisecond epoch, got 'soon'"
+  "consume --stream s --application a --initial-position AT_TIMESTAMP: => AT_TIMESTAMP:<epoch-ms> needs a millisecond epoch, got ''"
+  "consume --stream s --application a --config $TMP/no-such.properties => no-such.properties"
+  "consume --stream s --application a --config $TMP/consume-range.properties => consume-range.properties:1: maxRecords must be in [1, 10000] records, got '20000'"
+  "consume --config $TMP/consume-enum.properties => consume-enum.properties:3: initialPositionInStream must be one of TRIM_HORIZON|LATEST|AT_TIMESTAMP, got 'NOW'"
+  "consume --stream s --application a --until-idle -1 => --until-idle"
+  "consume --stream s --application a --lease-table dynamo:x => unknown scheme 'dynamo:'"
+  "consume --stream s --application a --region us-east-1 --config $TMP/consume-fanout.properties => retrievalMode=FANOUT"
+  "consume --stream s --application a --region us-east-1 --initial-position AT_TIMESTAMP:0 => AT_TIMESTAMP"
+)
+for c in "${consume_cases[@]}"; do
+  args=${c%% => *}
+  want=${c#* => }
+  (cd "$CWD" && eval "AWS_EC2_METADATA_DISABLED=true \"\$CONSUME_CLI\" $args") </dev/null >"$TMP/out" 2>"$TMP/err"; rc=$?
+  if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 1 && ! -s $TMP/out ]] && grep -q '^shardline: error: ' "$TMP/err" \
+    && grep -qF -e "$want" "$TMP/err"; then ok; else
+    fail "consume bad arguments '$args': rc=$rc (want 2, one line with '$want') stderr=$(cat "$TMP/err")"; fi
+done
+# Settings warnings come first, as `shardline: warning: ...`; then the error.
+printf 'maxRecord = 5\nmaxRecords = 0\n' > "$TMP/consume-warn.properties"
+(cd "$CWD" && "$CONSUME_CLI" consume --stream s --application a --config "$TMP/consume-warn.properties") \
+  </dev/null >"$TMP/out" 2>"$TMP/err"; rc=$?
+if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 2 ]] \
+  && sed -n 1p "$TMP/err" | grep -q "^shardline: warning: .*consume-warn.properties:1: unknown key 'maxRecord'.*did you mean 'maxRecords'" \
+  && sed -n 2p "$TMP/err" | grep -q "^shardline: error: .*consume-warn.properties:2: maxRecords must be in \[1, 10000\] records, got '0'"; then ok; else
+  fail "consume --config warnings then the error: rc=$rc stderr=$(cat "$TMP/err")"; fi
+[[ -z $(ls -A "$CWD") ]] && ok || fail "consume left files behind after usage errors: $(ls -A "$CWD")"
+"$CLI" consume --help >"$TMP/out" 2>&1 && grep -q "default: TRIM_HORIZON" "$TMP/out" \
+  && ok || fail "--help for 'consume' documents the TRIM_HORIZON default: $(cat "$TMP/out")"
+"$CLI" --help 2>&1 | grep -q "^  consume " && ok || fail "'consume' is listed in --help"
+# ==============================================================================================
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -35,6 +35,11 @@ struct Seen {
     std::lock_guard lk(mu);
     return data.size();
   }
+  // Records seen at least once (at-least-once delivery may repeat some).
+  std::size_t distinct() {
+    std::lock_guard lk(mu);
+    return std::set<std::string>(data.begin(), data.end()).size();
+  }
 };
 
 class RecordingProcessor : public RecordProcessor {
@@ -212,6 +217,42 @@ TEST_P(WorkerIntegration, SplitDuringConsumptionDeliversParentsBeforeChildren) {
             std::distance(seen.order.begin(), first_child));
 }
 
+TEST_P(WorkerIntegration, MergeDuringConsumptionWaitsForBothParents) {
+  create_stream(2);
+  auto before = put(200, "m-");
+  Seen seen;
+  auto w = make_worker(seen, "w1");
+  ASSERT_TRUE(w->start().ok());
+  ASSERT_TRUE(poll_until([&] { return seen.size() >= before.size(); }, 60s));
+  auto shards = k_->list_shards(stream_);
+  ASSERT_TRUE(shards.ok());
+  ASSERT_EQ(shards->size(), 2u);
+  const std::string p0 = (*shards)[0].shard_id, p1 = (*shards)[1].shard_id;
+  ASSERT_TRUE(k_->merge_shards(stream_, p0, p1).ok());
+  ASSERT_TRUE(k_->wait_for_stream_active(stream_, 30s).ok());
+  auto after = put(200, "n-");
+  ASSERT_TRUE(poll_until([&] { return seen.size() >= before.size() + after.size(); }, 60s))
+      << seen.size();
+  w->shutdown();
+  ASSERT_TRUE(w->wait(30s));
+  std::multiset<std::string> want(before.begin(), before.end());
+  want.insert(after.begin(), after.end());
+  EXPECT_EQ(seen.data, want);
+  std::lock_guard lk(seen.mu);
+  EXPECT_EQ(seen.shard_ended[p0], 1);
+  EXPECT_EQ(seen.shard_ended[p1], 1);
+  // The merged child's first batch came after the last batch of both parents.
+  std::size_t last_parent = 0, first_child = seen.order.size();
+  for (std::size_t i = 0; i < seen.order.size(); ++i) {
+    if (seen.order[i] == p0 || seen.order[i] == p1)
+      last_parent = i;
+    else if (first_child == seen.order.size())
+      first_child = i;
+  }
+  ASSERT_LT(first_child, seen.order.size());
+  EXPECT_LT(last_parent, first_child);
+}
+
 TEST_P(WorkerIntegration, TwoWorkersShareShardsAndShutdownHandsOverAtOnce) {
   create_stream(4);
   auto first = put(400, "x-");
@@ -223,7 +264,7 @@ TEST_P(WorkerIntegration, TwoWorkersShareShardsAndShutdownHandsOverAtOnce) {
   ASSERT_TRUE(poll_until(
       [&] { return a->metrics().current_leases == 2 && b->metrics().current_leases == 2; }, 60s))
       << a->metrics().current_leases << " " << b->metrics().current_leases;
-  ASSERT_TRUE(poll_until([&] { return seen.size() >= first.size(); }, 60s));
+  ASSERT_TRUE(poll_until([&] { return seen.distinct() >= first.size(); }, 60s));
   // A graceful shutdown releases a's leases: b takes them within a taker run, long before
   // they would expire.
   const auto stolen_before = b->metrics().stolen_leases;
@@ -242,7 +283,7 @@ TEST_P(WorkerIntegration, TwoWorkersShareShardsAndShutdownHandsOverAtOnce) {
   // Taken as released leases, not stolen.
   EXPECT_EQ(b->metrics().stolen_leases, stolen_before);
   auto more = put(100, "y-");
-  ASSERT_TRUE(poll_until([&] { return seen.size() >= first.size() + more.size(); }, 60s));
+  ASSERT_TRUE(poll_until([&] { return seen.distinct() >= first.size() + more.size(); }, 60s));
   b->shutdown();
   ASSERT_TRUE(b->wait(30s));
   std::set<std::string> distinct(seen.data.begin(), seen.data.end());

@@ -377,3 +377,28 @@ TEST(ConfigConsumer, MarkdownHasAConsumerSectionListingEveryKey) {
 
 }  // namespace
 }  // namespace shardline
+
+namespace shardline {
+namespace {
+
+TEST(ConfigValidate, CodeBuiltConfigsAreCheckedAgainstTheTable) {
+  ConsumerConfig c;
+  EXPECT_TRUE(validate_config(c).ok());
+  c.failover_time_millis = 5;
+  Status s = validate_config(c);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("failoverTimeMillis must be in [300, "), std::string_view::npos)
+      << s.message();
+  c = {};
+  c.initial_position_in_stream = "YESTERDAY";
+  s = validate_config(c);
+  EXPECT_NE(s.message().find("initialPositionInStream must be one of"), std::string_view::npos)
+      << s.message();
+  ProducerConfig p;
+  EXPECT_TRUE(validate_config(p).ok());
+  p.collection_max_count = 501;
+  EXPECT_NE(validate_config(p).message().find("CollectionMaxCount"), std::string_view::npos);
+}
+
+}  // namespace
+}  // namespace shardline

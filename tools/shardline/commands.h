@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace shardline::cli {
 
@@ -17,5 +18,10 @@ Runner add_streams(CLI::App& app);
 Runner add_tail(CLI::App& app);
 Runner add_put(CLI::App& app);
 Runner add_leases(CLI::App& app);
+Runner add_consume(CLI::App& app);
+
+/// The default lease store of an application (`leases`, `consume`): a SQLite file named after
+/// it in the working directory, "sqlite:APPLICATION.leases.db".
+std::string default_lease_table(const std::string& application);
 
 }  // namespace shardline::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   runners["tail"] = shardline::cli::add_tail(app);
   runners["put"] = shardline::cli::add_put(app);
   runners["leases"] = shardline::cli::add_leases(app);
+  runners["consume"] = shardline::cli::add_consume(app);
 
   try {
     app.parse(argc, argv);
