@@ -65,6 +65,7 @@ if ours and base:
 kcl = 1 / 3.308
 for r in rows:
     if "leaseStoreOpsPerLeasePerSec" in r:
-        print(f"{r['shards']} shards: {r['leaseStoreOpsPerLeasePerSec']:.3f} lease-store ops per held lease per second "
-              f"(the KCL renews each lease {kcl:.3f} times per second, plus its scans)")
+        print(f"{r['shards']} shards: {r['leaseStoreOpsPerLeasePerSec']:.3f} coordination lease-store ops per held lease "
+              f"per second (renewals, scans, takes; the KCL renews each lease {kcl:.3f} times per second, plus its scans); "
+              f"{r['checkpointWritesPerSec']:.1f} checkpoint writes per second")
 PY

@@ -122,10 +122,11 @@ void LeaseCoordinator::renew_all() {
     counters_.store_calls.fetch_add(1, std::memory_order_relaxed);
     auto r = store_->renew_lease(copy);
     bool ok = r.ok() && *r;
+    bool confirmed = false;
     if (r.ok() && !*r) {
-      if (auto confirmed = confirm_write(before, [](const Lease&) { return true; })) {
-        copy = std::move(*confirmed);
-        ok = true;
+      if (auto mine = confirm_write(before, [](const Lease&) { return true; })) {
+        copy = std::move(*mine);
+        ok = confirmed = true;
       }
     }
     std::lock_guard lk(mu_);
@@ -133,11 +134,14 @@ void LeaseCoordinator::renew_all() {
     if (it == held_.end() || it->second.get() != &s) return;
     if (ok) {
       s.lease = copy;
-      s.last_renewed = started;
+      // A confirmed write may be an earlier one whose reply was lost.
+      s.last_renewed = confirmed ? s.unconfirmed.value_or(started) : started;
+      s.unconfirmed.reset();
       counters_.renewals.fetch_add(1, std::memory_order_relaxed);
     } else if (r.ok()) {
       drop_locked(key, "another worker changed it");
     } else {
+      if (!s.unconfirmed) s.unconfirmed = started;  // it may have been written
       log(LogLevel::kWarning, "renewing " + key + " failed: " + r.status().to_string());
     }
   };
@@ -177,6 +181,9 @@ bool LeaseCoordinator::try_take(Lease lease, bool steal, Clock::time_point now) 
   {
     std::lock_guard lk(mu_);
     slot->token = next_token_++;
+    // An earlier acquisition that expired locally and that renew_all() has not dropped yet:
+    // report it lost before the new one replaces it, so its consumer is told.
+    drop_locked(key, "not renewed within failoverTimeMillis");
     held_[key] = std::move(slot);
   }
   counters_.taken.fetch_add(1, std::memory_order_relaxed);
@@ -206,10 +213,13 @@ TakeResult LeaseCoordinator::take_leases() {
     if (it == observed_.end()) {
       // Never seen: an unowned lease is available at once, an owned one gets a full period.
       o.last_change = l.lease_owner.empty() ? Clock::time_point{} : now;
+      o.seen = now;
     } else if (it->second.counter != l.lease_counter || it->second.owner != l.lease_owner) {
       o.last_change = now;
+      o.seen = now;
     } else {
       o.last_change = it->second.last_change;
+      o.seen = it->second.seen;
     }
     next.emplace(l.lease_key, std::move(o));
   }
@@ -257,12 +267,19 @@ TakeResult LeaseCoordinator::take_leases() {
   out.target = target;
   if (!taking_.load()) return out;
   std::int64_t needed = target - my_count;
-  if (needed <= 0) return out;
+  if (needed <= 0 && available.empty()) return out;
 
   std::shuffle(available.begin(), available.end(), rng_);
   std::int64_t took = 0;
+  // Beyond target (up to maxLeasesForWorker), a lease this worker has seen left available and
+  // unchanged for two failover periods: the workers below target had their turn, so the others
+  // are at their share or at their maxLeasesForWorker, and no one else will take it.
+  const std::int64_t room = options_.max_leases_for_worker - my_count;
   for (const Lease* l : available) {
-    if (took >= needed) break;
+    if (took >= room) break;
+    if (took >= needed && now - observed_.at(l->lease_key).seen <= 2 * options_.failover_time) {
+      continue;
+    }
     if (try_take(*l, false, now)) {
       out.taken.push_back(l->lease_key);
       ++took;
@@ -279,16 +296,23 @@ TakeResult LeaseCoordinator::take_leases() {
     });
     std::int64_t steal_cap =
         options_.max_leases_to_steal > 0 ? options_.max_leases_to_steal : needed;
+    std::int64_t count = my_count;
     for (auto& [owner, leases] : donors) {
-      auto excess = static_cast<std::int64_t>(leases.size()) - target;
-      if (excess <= 0 || needed <= 0 || steal_cap <= 0) break;
-      std::int64_t n = std::min({excess, needed, steal_cap});
+      if (needed <= 0 || steal_cap <= 0) break;
+      // Down to target from a worker above it. The target is a ceiling (32 leases on 5 workers:
+      // 7, 7, 7, 7, 4), and too high when workers without leases are not seen, so from a worker
+      // at or below target too while it keeps at least as many as this worker: each move is
+      // from d leases to at most d - 2.
+      const auto d = static_cast<std::int64_t>(leases.size());
+      std::int64_t n = std::min({d > target ? d - target : (d - count) / 2, needed, steal_cap});
+      if (n <= 0) continue;
       std::shuffle(leases.begin(), leases.end(), rng_);
       for (std::int64_t i = 0; i < n; ++i) {
         if (try_take(*leases[static_cast<std::size_t>(i)], true, now)) {
           out.taken.push_back(leases[static_cast<std::size_t>(i)]->lease_key);
           --needed;
           --steal_cap;
+          ++count;
         }
       }
     }
@@ -314,40 +338,49 @@ Status LeaseCoordinator::fenced_write(const std::string& key, std::uint64_t toke
   };
   if (!slot) return not_held();
   std::lock_guard io(slot->io);
-  Lease copy;
-  {
+  for (int attempt = 0;; ++attempt) {
+    Lease copy;
+    bool unknown = false;  // an earlier write of this lease may have been applied
+    {
+      std::lock_guard lk(mu_);
+      auto it = held_.find(key);
+      if (it == held_.end() || it->second != slot) return not_held();
+      if (expired_locked(*slot, clock_->now())) {
+        drop_locked(key, "not renewed within failoverTimeMillis");
+        return not_held();
+      }
+      copy = slot->lease;
+      unknown = slot->unconfirmed.has_value();
+    }
+    const Lease before = copy;
+    auto started = clock_->now();
+    counters_.store_calls.fetch_add(1, std::memory_order_relaxed);
+    Result<bool> r = write(copy);
+    if (!r.ok()) {
+      std::lock_guard lk(mu_);
+      if (!slot->unconfirmed) slot->unconfirmed = started;  // it may have been written
+      return r.status();
+    }
+    std::optional<Lease> ours;  // refused, but the next counter is this worker's
+    if (!*r) ours = confirm_write(before, [](const Lease&) { return true; });
+    // Done: written, or the stored lease is this write (a retried request whose first attempt
+    // succeeded, or a repeat of a call whose reply was lost).
+    const bool done = *r || (ours && matches(*ours));
+    // Another write of this worker whose reply was lost moved the counter: adopt it, write again.
+    const bool again = !done && ours && unknown && attempt == 0;
     std::lock_guard lk(mu_);
     auto it = held_.find(key);
-    if (it == held_.end() || it->second != slot) return not_held();
-    if (expired_locked(*slot, clock_->now())) {
-      drop_locked(key, "not renewed within failoverTimeMillis");
+    const bool current = it != held_.end() && it->second == slot;
+    if (!done && !again) {
+      if (current) drop_locked(key, "conditional write refused");
       return not_held();
     }
-    copy = slot->lease;
+    if (!current) return done ? Status() : not_held();
+    slot->lease = *r ? std::move(copy) : std::move(*ours);
+    slot->last_renewed = *r ? started : slot->unconfirmed.value_or(started);
+    slot->unconfirmed.reset();
+    if (done) return {};
   }
-  const Lease before = copy;
-  auto started = clock_->now();
-  counters_.store_calls.fetch_add(1, std::memory_order_relaxed);
-  Result<bool> r = write(copy);
-  if (!r.ok()) return r.status();
-  bool ok = *r;
-  if (!ok) {
-    if (auto confirmed = confirm_write(before, matches)) {
-      copy = std::move(*confirmed);
-      ok = true;
-    }
-  }
-  std::lock_guard lk(mu_);
-  auto it = held_.find(key);
-  if (!ok) {
-    if (it != held_.end() && it->second == slot) drop_locked(key, "conditional write refused");
-    return not_held();
-  }
-  if (it != held_.end() && it->second == slot) {
-    slot->lease = copy;
-    slot->last_renewed = started;
-  }
-  return {};
 }
 
 Status LeaseCoordinator::checkpoint(const std::string& key, std::uint64_t token,

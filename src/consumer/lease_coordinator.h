@@ -9,11 +9,16 @@
 //   workers  = owners of unexpired, unfinished leases, plus this worker;
 //   target   = ceil(unfinished leases / workers), capped by maxLeasesForWorker;
 //   this worker takes available leases (unowned, expired, or owned under its own id by an
-//   earlier life of this worker) up to target; if none are available it steals from every
-//   worker above target, at most (its count - target) from each, so no worker is pushed below
-//   target and nobody at or below target ever loses a lease: the number of leases above target
-//   only falls, and leases never move back and forth. Finished (SHARD_END) leases are never
-//   taken; any worker cleans them up.
+//   earlier life of this worker) up to target -- and beyond it, up to maxLeasesForWorker, those
+//   it has seen left available for two failover periods (the other workers are at their share
+//   or at their maxLeasesForWorker: no one else will take them). If none are available it
+//   steals from every worker above target, at most (its count - target) from each, so no worker
+//   is pushed below target. As the target is a ceiling (32 leases on 5 workers could stay at
+//   7, 7, 7, 7, 4) and workers without leases are invisible to the others (the target is then
+//   too high), a worker at or below target also gives leases to one that holds at least two
+//   fewer, until the two are within one. Every steal moves a lease from a worker with d leases
+//   to one with at most d - 2, so the sum of the squared counts falls with each: leases never
+//   move back and forth. Finished (SHARD_END) leases are never taken; any worker cleans them up.
 //
 // Threads: renew_all() and take_leases() are called by one thread (the scheduler). held(),
 // checkpoint(), prepare_checkpoint(), release() and drop() may be called from any thread.
@@ -124,11 +129,16 @@ class LeaseCoordinator {
     Lease lease;    // guarded by mu_
     std::uint64_t token = 0;
     Clock::time_point last_renewed;  // guarded by mu_: start of the last proven write
+    // Guarded by mu_: start of the first write since then whose outcome is unknown (it failed
+    // with an error, but may have been applied). A write confirmed later by reading the lease
+    // back may be that one, so it proves the lease only from this time.
+    std::optional<Clock::time_point> unconfirmed;
   };
   struct Observation {
     std::int64_t counter = 0;
     std::string owner;
     Clock::time_point last_change;
+    Clock::time_point seen;  // when this worker first saw this counter and owner
   };
 
   bool expired_locked(const Slot& s, Clock::time_point now) const;
