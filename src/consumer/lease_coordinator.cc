@@ -201,6 +201,7 @@ TakeResult LeaseCoordinator::take_leases() {
     return out;
   }
   out.leases = std::move(*scanned);
+  ++scans_;
   const auto now = clock_->now();
 
   // Observe counter changes (local monotonic time; never compare clocks across hosts).
@@ -286,7 +287,11 @@ TakeResult LeaseCoordinator::take_leases() {
     }
   }
   needed -= took;
-  if (needed > 0 && available.empty()) {
+  // Steal only from the second scan on: by then this worker has watched the table for one
+  // taker interval. Workers started together settle on the available leases first, and a
+  // lease is not stolen from an owner that took it an instant ago and has checkpointed
+  // nothing yet (everything it processed would be read twice).
+  if (needed > 0 && available.empty() && scans_ > 1) {
     // Steal from every worker above target, the busiest first.
     std::vector<std::pair<std::string, std::vector<const Lease*>>> donors(by_owner.begin(),
                                                                           by_owner.end());

@@ -166,6 +166,7 @@ class LeaseCoordinator {
 
   // Scheduler thread only.
   std::map<std::string, Observation> observed_;
+  std::int64_t scans_ = 0;  // successful table scans
   std::mt19937_64 rng_;
   CoordinatorCounters counters_;
 };

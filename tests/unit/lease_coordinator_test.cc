@@ -249,6 +249,7 @@ TEST_F(LeaseCoordinatorTest, AStolenLeaseIsReportedAtTheVictimsNextRenewal) {
   std::map<std::string, std::uint64_t> tokens;
   for (const auto& h : a->held_leases()) tokens[h.lease.lease_key] = h.token;
   ASSERT_EQ(tokens.size(), 2u);
+  EXPECT_TRUE(b->take_leases().taken.empty());  // first scan: it watches, steals nothing
 
   at(1000);
   auto r = b->take_leases();  // target 1 each: worker-b steals one
@@ -285,6 +286,7 @@ TEST_F(LeaseCoordinatorTest, AStaleCheckpointIsFencedByTheCounter) {
   auto a = coordinator("worker-a");
   auto b = coordinator("worker-b");
   ASSERT_EQ(a->take_leases().taken.size(), 2u);
+  EXPECT_TRUE(b->take_leases().taken.empty());  // first scan: it watches, steals nothing
   auto r = b->take_leases();
   ASSERT_EQ(r.taken.size(), 1u);
   const std::string k = r.taken[0];
@@ -475,7 +477,8 @@ TEST_F(LeaseCoordinatorTest, ReleaseLetsAnotherWorkerTakeTheLeaseAtOnce) {
   auto a = coordinator("worker-a");
   auto b = coordinator("worker-b", nullptr, 1);  // wants one lease
   ASSERT_EQ(a->take_leases().taken.size(), 2u);
-  auto rb = b->take_leases();  // first sight; worker-b steals one (target 1)
+  EXPECT_TRUE(b->take_leases().taken.empty());  // first scan: it watches, steals nothing
+  auto rb = b->take_leases();  // second scan; worker-b steals one (target 1)
   ASSERT_EQ(rb.taken.size(), 1u);
   a->renew_all();
   ASSERT_EQ(a->take_lost().size(), 1u);
@@ -552,6 +555,7 @@ TEST_F(LeaseCoordinatorTest, LeasesLeftOverByCappedWorkersAreTakenBeyondTheShare
   at(13 * a->renew_interval().count());
   a->renew_all();
   b->renew_all();
+  EXPECT_TRUE(c->take_leases().taken.empty());    // first scan: it watches, steals nothing
   EXPECT_EQ(c->take_leases().taken.size(), 1u);  // stolen from worker-b (7 > target 4)
   for (int i = 14; i <= 30; ++i) {
     at(i * a->renew_interval().count());
@@ -781,9 +785,9 @@ TEST_F(LeaseCoordinatorTest, StealingConvergesFastAndDoesNotFlap) {
       const auto converged = clock_.now() - joined;
       int max_runs = 0;
       for (auto& m : fleet.members()) max_runs = std::max(max_runs, m.take_runs);
-      // A few take runs per worker at most (observed: each worker's first run suffices).
-      EXPECT_LE(max_runs, 3);
-      EXPECT_LE(converged, 3 * kFailover);
+      // A few take runs per worker at most (observed: two; the first only watches).
+      EXPECT_LE(max_runs, 4);
+      EXPECT_LE(converged, 4 * kFailover);
       std::printf(
           "[ balance  ] %d leases, 1 + %d workers, seed %llu: balanced after %.1f s of "
           "simulated time, at most %d take runs per worker\n",
