@@ -552,8 +552,8 @@ TEST_F(ConsumeCliIntegration, KillNineFailsOverToTheOtherWorker) {
     props << "failoverTimeMillis = 3000\nleaseTakerIntervalMillis = 500\n"
              "idleTimeBetweenReadsInMillis = 100\n";
   }
-  const std::vector<std::string> args = {"--config", path("fast.properties"),
-                                         "--initial-position", "TRIM_HORIZON"};
+  const std::vector<std::string> args = {"--config", path("fast.properties"), "--initial-position",
+                                         "TRIM_HORIZON"};
   auto with_id = [&](const std::string& id) {
     auto v = args;
     v.insert(v.end(), {"--worker-id", id});
@@ -573,20 +573,24 @@ TEST_F(ConsumeCliIntegration, KillNineFailsOverToTheOtherWorker) {
     for (const Lease& x : *l) ++n[x.lease_owner];
     return n;
   };
-  ASSERT_TRUE(poll_until([&] {
-    auto n = owners();
-    return n.size() == 2 && n.count("") == 0;
-  }, 60s));
+  ASSERT_TRUE(poll_until(
+      [&] {
+        auto n = owners();
+        return n.size() == 2 && n.count("") == 0;
+      },
+      60s));
   const std::string a_id = "wka";
   ASSERT_EQ(::kill(a->pid(), SIGKILL), 0);
   const auto killed = std::chrono::steady_clock::now();
   const CliRun ra = a->wait();
   EXPECT_EQ(ra.rc, -1);  // killed by a signal
   // The survivor takes over every lease.
-  ASSERT_TRUE(poll_until([&] {
-    auto n = owners();
-    return n.size() == 1 && n.count(a_id) == 0 && n.count("") == 0;
-  }, 60s));
+  ASSERT_TRUE(poll_until(
+      [&] {
+        auto n = owners();
+        return n.size() == 1 && n.count(a_id) == 0 && n.count("") == 0;
+      },
+      60s));
   const auto took_over = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - killed);
   RecordProperty("failover_ms", static_cast<int>(took_over.count()));
@@ -597,12 +601,14 @@ TEST_F(ConsumeCliIntegration, KillNineFailsOverToTheOtherWorker) {
   auto more = put(stream, "m", 100, 0);
   want.insert(more.begin(), more.end());
   // The survivor prints the new records too; then stop it gracefully.
-  ASSERT_TRUE(poll_until([&] {
-    std::set<std::string> got;
-    for (const Line& l : parse_output(testing::read_file(path("kb.out")))) got.insert(l.data);
-    for (const Line& l : parse_output(testing::read_file(path("ka.out")))) got.insert(l.data);
-    return got.size() >= want.size();
-  }, 60s));
+  ASSERT_TRUE(poll_until(
+      [&] {
+        std::set<std::string> got;
+        for (const Line& l : parse_output(testing::read_file(path("kb.out")))) got.insert(l.data);
+        for (const Line& l : parse_output(testing::read_file(path("ka.out")))) got.insert(l.data);
+        return got.size() >= want.size();
+      },
+      60s));
   ASSERT_EQ(::kill(b->pid(), SIGTERM), 0);
   const CliRun rb = b->wait();
   ASSERT_EQ(rb.rc, 0) << rb.err;
@@ -610,6 +616,83 @@ TEST_F(ConsumeCliIntegration, KillNineFailsOverToTheOtherWorker) {
   const std::vector<Line> from_b = parse_output(rb.out);
   all.insert(all.end(), from_b.begin(), from_b.end());
   expect_records(stream, all, want, 0);  // at least once, nothing missing
+}
+
+}  // namespace
+}  // namespace shardline
+
+namespace shardline {
+namespace {
+
+// Two worker processes on one SQLite lease file while the stream is split and then merged:
+// every record reaches the output, parents before children in each shard lineage.
+TEST_F(ConsumeCliIntegration, TwoProcessesFollowASplitAndAMerge) {
+  const std::string stream = make_stream(2);
+  auto want = put(stream, "s", 150, 0);
+  {
+    std::ofstream props(path("reshard.properties"));
+    props << "failoverTimeMillis = 3000\nleaseTakerIntervalMillis = 500\n"
+             "idleTimeBetweenReadsInMillis = 100\nparentShardPollIntervalMillis = 300\n";
+  }
+  const std::vector<std::string> args = {"--config", path("reshard.properties"),
+                                         "--initial-position", "TRIM_HORIZON"};
+  auto a = start_consume(stream, "rs", "rs.db", "ra", args);
+  auto b = start_consume(stream, "rs", "rs.db", "rb", args);
+  auto printed = [&] {
+    std::set<std::string> got;
+    for (const char* f : {"ra.out", "rb.out"}) {
+      for (const Line& l : parse_output(testing::read_file(path(f)))) got.insert(l.data);
+    }
+    return got;
+  };
+  ASSERT_TRUE(poll_until([&] { return printed().size() >= want.size(); }, 60s));
+
+  auto shards = k_->list_shards(stream);
+  ASSERT_TRUE(shards.ok());
+  ASSERT_EQ(shards->size(), 2u);
+  const Shard low = (*shards)[0], high = (*shards)[1];
+  // Split the low shard in the middle of its range, then merge its upper child with the high
+  // shard (adjacent ranges).
+  const HashKey mid(low.hash_key_range.end.hi() / 2, 0);
+  ASSERT_TRUE(k_->split_shard(stream, low.shard_id, mid).ok());
+  ASSERT_TRUE(k_->wait_for_stream_active(stream, 30s).ok());
+  auto more = put(stream, "t", 150, 0);
+  want.insert(more.begin(), more.end());
+  auto after_split = k_->list_shards(stream);
+  ASSERT_TRUE(after_split.ok());
+  std::string upper_child;
+  for (const Shard& s : *after_split) {
+    if (s.parent_shard_id == low.shard_id && s.hash_key_range.start == mid)
+      upper_child = s.shard_id;
+  }
+  ASSERT_FALSE(upper_child.empty());
+  ASSERT_TRUE(k_->merge_shards(stream, upper_child, high.shard_id).ok());
+  ASSERT_TRUE(k_->wait_for_stream_active(stream, 30s).ok());
+  auto last = put(stream, "u", 150, 0);
+  want.insert(last.begin(), last.end());
+  shards_[stream] = *k_->list_shards(stream);  // for owner(): the open shards now
+
+  ASSERT_TRUE(poll_until([&] { return printed().size() >= want.size(); }, 90s))
+      << printed().size() << " of " << want.size();
+  ASSERT_EQ(::kill(a->pid(), SIGTERM), 0);
+  ASSERT_EQ(::kill(b->pid(), SIGTERM), 0);
+  const CliRun ra = a->wait();
+  const CliRun rb = b->wait();
+  ASSERT_EQ(ra.rc, 0) << ra.err;
+  ASSERT_EQ(rb.rc, 0) << rb.err;
+  std::map<std::string, int> seen;
+  for (const CliRun* r : {&ra, &rb}) {
+    for (const Line& l : parse_output(r->out)) ++seen[l.data];
+  }
+  int missing = 0;
+  for (const auto& [data, pk] : want) missing += seen.count(data) == 0 ? 1 : 0;
+  EXPECT_EQ(missing, 0) << "of " << want.size();
+  // The finished parents' leases say SHARD_END (or were cleaned up after their children started).
+  for (const auto& [shard, lease] : leases("rs.db", "rs")) {
+    if (shard == low.shard_id || shard == high.shard_id || shard == upper_child) {
+      EXPECT_EQ(lease.checkpoint, kCheckpointShardEnd) << shard;
+    }
+  }
 }
 
 }  // namespace
