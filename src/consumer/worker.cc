@@ -328,6 +328,23 @@ class Worker::Impl {
     return {};
   }
 
+  // A failure that retrying cannot fix (the stream or the lease table was deleted, access is
+  // denied), seen three times in a row, stops the worker; run() returns it.
+  void note_failure(const Status& s, const char* what, int& streak) {
+    const bool fatal = s.code() == StatusCode::kNotFound ||
+                       s.code() == StatusCode::kPermissionDenied ||
+                       s.code() == StatusCode::kUnauthenticated;
+    if (!fatal) {
+      streak = 0;
+      return;
+    }
+    if (++streak < 3) return;
+    log(LogLevel::kError, std::string(what) + " keeps failing; stopping: " + s.to_string());
+    std::lock_guard lk(mu_);
+    if (fatal_.ok()) fatal_ = s;
+    shutdown_ = true;
+  }
+
   void cleanup(const std::vector<Lease>& leases) {
     std::vector<Shard> shards;
     {
@@ -374,6 +391,7 @@ class Worker::Impl {
         auto jitter = std::uniform_int_distribution<std::int64_t>(
             0, std::max<std::int64_t>(1, taker_interval_.count() / 10))(rng);
         next_take = now + taker_interval_ + std::chrono::milliseconds(jitter);
+        note_failure(r.status, "reading the lease table", take_streak_);
         if (r.status.ok()) {
           if (cleanup_) cleanup(r.leases);
           if (detail::has_hash_range_hole(r.leases)) {
@@ -386,6 +404,7 @@ class Worker::Impl {
       if (!shutting_down && now >= next_sync) {
         Status s = sync_shards();
         if (!s.ok()) log(LogLevel::kWarning, "shard sync failed: " + s.to_string());
+        note_failure(s, "syncing shards", sync_streak_);
         next_sync = now + sync_interval_;
       }
       dispatch(shutting_down);
@@ -488,7 +507,9 @@ class Worker::Impl {
   bool started_ = false;
   bool shutdown_ = false;
   bool stopped_ = false;
-  bool kick_ = false;  // a consumer asked for an early tick
+  bool kick_ = false;    // a consumer asked for an early tick
+  int take_streak_ = 0;  // scheduler thread only: consecutive fatal-class failures
+  int sync_streak_ = 0;
   Status fatal_;
   std::vector<std::string> finished_shards_;
   std::thread thread_;
