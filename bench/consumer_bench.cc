@@ -6,7 +6,6 @@
 //
 //   shardline_consumer_bench --endpoint http://127.0.0.1:PORT --shards 1 --seconds 10
 //                            [--threads 2] [--no-checkpoint] [--max-prefetch-bytes-total N]
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,25 +17,15 @@
 #include <string>
 #include <thread>
 
+#include "bench_util.h"
 #include "shardline/consumer.h"
 #include "shardline/credentials.h"
 
 using namespace shardline;
+using shardline::bench::cpu_seconds;
+using shardline::bench::peak_rss_kib;
 
 namespace {
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-long peak_rss_kib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
 
 long status_field(const char* name) {
   std::ifstream f("/proc/self/status");
@@ -103,7 +92,8 @@ int main(int argc, char** argv) {
     }
   }
   if (endpoint.empty() || shards <= 0 || seconds <= 0 || threads <= 0) {
-    std::fprintf(stderr, "usage: shardline_consumer_bench --endpoint URL [--shards N] [--seconds S]\n");
+    std::fprintf(stderr,
+                 "usage: shardline_consumer_bench --endpoint URL [--shards N] [--seconds S]\n");
     return 2;
   }
   const auto dir = std::filesystem::temp_directory_path() /
@@ -121,9 +111,11 @@ int main(int argc, char** argv) {
   o.config.lease_store = "sqlite:" + (dir / "leases.db").string();
   o.aws.endpoint_url = endpoint;
   o.aws.region = "us-east-1";
-  o.aws.credentials = make_static_credentials_provider({"AKIDBENCH", "bench-secret", "", {}, "bench"});
+  o.aws.credentials =
+      make_static_credentials_provider({"AKIDBENCH", "bench-secret", "", {}, "bench"});
   o.log = [](LogLevel l, std::string_view m) {
-    if (l >= LogLevel::kWarning) std::fprintf(stderr, "%.*s\n", static_cast<int>(m.size()), m.data());
+    if (l >= LogLevel::kWarning)
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(m.size()), m.data());
   };
   auto w = Worker::create(std::move(o), [checkpoint](const std::string&) {
     return std::make_unique<NoopProcessor>(checkpoint);

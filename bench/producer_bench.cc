@@ -5,7 +5,6 @@
 //
 //   shardline_producer_bench --endpoint http://127.0.0.1:PORT --records 2000000 --size 100
 //                            [--no-aggregation] [--threads 2] [--max-outstanding-bytes N]
-#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -17,26 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "shardline/producer.h"
 
 using namespace shardline;
-
-namespace {
-
-double cpu_seconds() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-long peak_rss_kib() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
-
-}  // namespace
+using shardline::bench::cpu_seconds;
+using shardline::bench::peak_rss_kib;
 
 int main(int argc, char** argv) {
   std::string endpoint;

@@ -10,35 +10,16 @@ cd "$ROOT"
 quick=0
 [[ ${1:-} == --quick ]] && quick=1
 scripts/build release shardline_consumer_bench shardline_stub_kinesis >/dev/null
-BIN=build/bin
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start_stub() { # start_stub SHARDS -> sets STUB_URL
-  local out="$work/stub.$1.out"
-  "$BIN/shardline_stub_kinesis" --port 0 --shards "$1" --records 20 --aggregate 500 \
-    --record-size 100 --full-range-shards >"$out" 2>/dev/null &
-  pids+=($!)
-  local deadline=$((SECONDS + 20))
-  until grep -q LISTENING "$out" 2>/dev/null; do
-    ((SECONDS < deadline)) || { echo "stub did not start" >&2; exit 1; }
-    sleep 0.05
-  done
-  STUB_URL="http://127.0.0.1:$(awk '/LISTENING/ {print $2}' "$out")"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 secs=15
 ((quick)) && secs=2
 results="$work/results.jsonl"
 for shards in 1 64 1000; do
   ((quick)) && [[ $shards == 1000 ]] && continue
-  start_stub "$shards"
+  start_stub "$shards" --shards "$shards" --records 20 --aggregate 500 --record-size 100 \
+    --full-range-shards
   "$BIN/shardline_consumer_bench" --endpoint "$STUB_URL" --shards "$shards" --seconds "$secs" \
     --threads 2 | sed 's/^{/{"tool":"shardline worker",/' | tee -a "$results"
   if [[ $shards == 1 ]]; then

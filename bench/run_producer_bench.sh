@@ -9,33 +9,14 @@ cd "$ROOT"
 quick=0
 [[ ${1:-} == --quick ]] && quick=1
 scripts/build release shardline_producer_bench shardline_stub_kinesis >/dev/null
-BIN=build/bin
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start_stub() { # start_stub SHARDS -> sets STUB_URL
-  local fifo="$work/stub.$1.out"
-  "$BIN/shardline_stub_kinesis" --port 0 --shards "$1" --route-by-hash-key >"$fifo" 2>/dev/null &
-  pids+=($!)
-  local deadline=$((SECONDS + 10))
-  until grep -q LISTENING "$fifo" 2>/dev/null; do
-    ((SECONDS < deadline)) || { echo "stub did not start" >&2; exit 1; }
-    sleep 0.05
-  done
-  STUB_URL="http://127.0.0.1:$(awk '/LISTENING/ {print $2}' "$fifo")"
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 n100=2000000 n1k=500000 nplain=500000 nbase=200000
 ((quick)) && { n100=200000; n1k=50000; nplain=50000; nbase=20000; }
 results="$work/results.jsonl"
 for shards in 1 64; do
-  start_stub "$shards"
+  start_stub "$shards" --shards "$shards" --route-by-hash-key
   for args in "--size 100 --records $n100" "--size 1024 --records $n1k" \
               "--size 100 --records $nplain --no-aggregation" "--size 1024 --records $nplain --no-aggregation"; do
     # shellcheck disable=SC2086

@@ -806,8 +806,7 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  if (port < 0 || port > 65535 || records < 0 || record_size < 0 || shards < 1 ||
-      aggregate < 0)
+  if (port < 0 || port > 65535 || records < 0 || record_size < 0 || shards < 1 || aggregate < 0)
     return usage();
 
   struct sigaction sa {};
@@ -815,7 +814,8 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
 
-  Server server(make_canned(records, record_size, shards, aggregate, full_range), shards, route_by_hash_key);
+  Server server(make_canned(records, record_size, shards, aggregate, full_range), shards,
+                route_by_hash_key);
   const int bound = server.listen_on(port);
   if (bound < 0) {
     std::perror("shardline_stub_kinesis: listen");

@@ -5,7 +5,6 @@
 // leases released, exit 0), and a closed stdout (exit 1, nothing unprinted checkpointed).
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,11 +33,10 @@
 #include "shardline/hash_key.h"
 #include "shardline/kinesis.h"
 #include "shardline/lease_store.h"
+#include "support/cli_process.h"
 #include "support/local_aws.h"
 #include "support/scoped_env.h"
 #include "support/test_util.h"
-
-extern char** environ;
 
 namespace shardline {
 namespace {
@@ -65,59 +63,17 @@ class Cli {
  public:
   Cli(const std::vector<std::string>& args, std::string out_path, std::string err_path,
       int stdout_fd = -1)
-      : out_path_(std::move(out_path)), err_path_(std::move(err_path)) {
-    std::vector<std::string> argv{SHARDLINE_CLI_PATH};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (stdout_fd >= 0) {
-      posix_spawn_file_actions_adddup2(&fa, stdout_fd, 1);
-    } else {
-      posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                       0644);
-    }
-    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Cli() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Cli(const Cli&) = delete;
-  Cli& operator=(const Cli&) = delete;
-
-  pid_t pid() const { return pid_; }
-
+      : p_(args, std::move(out_path), std::move(err_path), -1, stdout_fd) {}
+  pid_t pid() const { return p_.pid(); }
   CliRun wait(std::chrono::milliseconds timeout = 180s) {
-    CliRun r;
-    int status = 0;
-    const bool exited =
-        pid_ > 0 && poll_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
-    if (!exited) {
-      r.rc = -2;
-    } else {
-      pid_ = -1;
-      r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    if (std::filesystem::exists(out_path_)) r.out = testing::read_file(out_path_);
-    r.err = testing::read_file(err_path_);
-    std::string last = r.err;
-    while (!last.empty() && last.back() == '\n') last.pop_back();
-    last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
-    r.summary = json::parse(last, nullptr, /*allow_exceptions=*/false);
+    testing::CliResult res = p_.wait(timeout);
+    CliRun r{res.rc, std::move(res.out), std::move(res.err), {}};
+    r.summary = json::parse(testing::last_line(r.err), nullptr, /*allow_exceptions=*/false);
     return r;
   }
 
  private:
-  pid_t pid_ = -1;
-  std::string out_path_, err_path_;
+  testing::CliProcess p_;
 };
 
 // One printed line, parsed.

@@ -4,7 +4,6 @@
 // back independently (GetRecords + Deaggregator), bad input lines, throttling, and SIGINT.
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,11 +27,10 @@
 #include "core/digest.h"
 #include "shardline/aggregation.h"
 #include "shardline/kinesis.h"
+#include "support/cli_process.h"
 #include "support/local_aws.h"
 #include "support/scoped_env.h"
 #include "support/test_util.h"
-
-extern char** environ;
 
 namespace shardline {
 namespace {
@@ -58,58 +56,17 @@ class Cli {
  public:
   Cli(const std::vector<std::string>& args, int stdin_fd, std::string out_path,
       std::string err_path)
-      : out_path_(std::move(out_path)), err_path_(std::move(err_path)) {
-    std::vector<std::string> argv{SHARDLINE_CLI_PATH};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (stdin_fd >= 0) {
-      posix_spawn_file_actions_adddup2(&fa, stdin_fd, 0);
-    } else {
-      posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    }
-    posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (posix_spawn(&pid_, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Cli() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  Cli(const Cli&) = delete;
-  Cli& operator=(const Cli&) = delete;
-
-  pid_t pid() const { return pid_; }
-
+      : p_(args, std::move(out_path), std::move(err_path), stdin_fd) {}
+  pid_t pid() const { return p_.pid(); }
   CliRun wait(std::chrono::milliseconds timeout = 180s) {
-    CliRun r;
-    int status = 0;
-    const bool exited =
-        pid_ > 0 && poll_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
-    if (!exited) {
-      r.rc = -2;
-    } else {
-      pid_ = -1;
-      r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    }
-    r.out = testing::read_file(out_path_);
-    r.err = testing::read_file(err_path_);
-    std::string last = r.out;
-    while (!last.empty() && last.back() == '\n') last.pop_back();
-    last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
-    r.summary = json::parse(last, nullptr, /*allow_exceptions=*/false);
+    testing::CliResult res = p_.wait(timeout);
+    CliRun r{res.rc, std::move(res.out), std::move(res.err), {}};
+    r.summary = json::parse(testing::last_line(r.out), nullptr, /*allow_exceptions=*/false);
     return r;
   }
 
  private:
-  pid_t pid_ = -1;
-  std::string out_path_, err_path_;
+  testing::CliProcess p_;
 };
 
 // One user record read back from the stream.
