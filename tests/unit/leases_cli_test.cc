@@ -4,10 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "shardline/lease_store.h"
 #include "support/local_aws.h"
@@ -69,6 +71,51 @@ TEST_F(LeasesCli, ListsEveryLeaseAsATableAndAsJson) {
   EXPECT_EQ(second["leaseCounter"], 1);
   EXPECT_EQ(second["checkpointSubSequenceNumber"], 3);
   EXPECT_EQ(second["parentShardIds"], nlohmann::json::array({"shardId-000000000000"}));
+}
+
+TEST_F(LeasesCli, SamplingShowsTheAgeOfEachLease) {
+  auto store = make_sqlite_lease_store(path_, "orders");
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  ASSERT_TRUE((*store)->initialize().ok());
+  Lease live, stalled;
+  live.lease_key = "shardId-000000000000";
+  stalled.lease_key = "shardId-000000000001";
+  for (Lease* l : {&live, &stalled}) {
+    l->checkpoint = std::string(kCheckpointTrimHorizon);
+    ASSERT_TRUE(*(*store)->create_lease_if_not_exists(*l));
+    ASSERT_TRUE(*(*store)->take_lease(*l, "worker-1"));
+  }
+  // A live owner renews one lease the whole time the CLI samples; the other never moves.
+  std::atomic<bool> done{false};
+  std::thread renewer([&] {
+    auto own = make_sqlite_lease_store(path_, "orders");
+    if (!own.ok()) return;
+    while (!done.load()) {
+      (void)(*own)->renew_lease(live);
+      std::this_thread::yield();
+    }
+  });
+  int rc = -1;
+  const std::string json = run(std::string(SHARDLINE_CLI_PATH) +
+                                   " leases --application orders --json --sample 0.6 "
+                                   "--lease-table sqlite:" +
+                                   path_,
+                               &rc);
+  done = true;
+  renewer.join();
+  ASSERT_EQ(rc, 0) << json;
+  const auto first = nlohmann::json::parse(json.substr(0, json.find('\n')));
+  const auto second = nlohmann::json::parse(json.substr(json.find('\n') + 1));
+  ASSERT_TRUE(first.contains("ageMs")) << first;
+  EXPECT_LT(first["ageMs"].get<long>(), 600);
+  ASSERT_TRUE(second.contains("ageMsAtLeast")) << second;
+  EXPECT_GE(second["ageMsAtLeast"].get<long>(), 600);
+  // Without --sample there is no age.
+  const std::string plain =
+      run(std::string(SHARDLINE_CLI_PATH) +
+              " leases --application orders --json --lease-table sqlite:" + path_,
+          &rc);
+  EXPECT_EQ(plain.find("ageMs"), std::string::npos) << plain;
 }
 
 TEST_F(LeasesCli, AMissingStoreIsAnErrorAndIsNotCreated) {

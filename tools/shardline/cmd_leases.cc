@@ -1,12 +1,22 @@
 // shardline leases --application APP [--lease-table dynamodb:TABLE|sqlite:PATH] [--json]
+//                  [--sample SECONDS]
 //
 // An operator's view of an application's lease table: one row per lease (shard, owner,
-// counter, checkpoint, parents, children). Read-only: it never creates a table or a file.
+// counter, checkpoint, parents, children, age). Read-only: it never creates a table or a file.
+//
+// Age. The lease table holds no clock time (the KCL's expiry is judged from counter changes,
+// never from clocks), so age is observed: with --sample S the table is read every 200 ms for S
+// seconds, and a lease's age is the time since its counter last moved ("1.2s"), or ">S s" when
+// it did not move at all (a live owner renews every failoverTimeMillis/3: 3.3 s by default, so
+// a sample of 4 s tells live leases from stalled ones).
 #include <sys/stat.h>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "aws_cli.h"
@@ -23,7 +33,22 @@ struct LeasesArgs {
   std::string application;
   std::string lease_table;
   bool json = false;
+  double sample = 0;
 };
+
+// Age observed while sampling: time since the counter last moved, or at least the sample.
+struct Age {
+  double seconds = 0;
+  bool at_least = false;  // the counter did not move during the sample
+};
+using Ages = std::map<std::string, Age>;
+
+std::string age_text(const std::optional<Age>& a) {
+  if (!a) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, a->at_least ? ">%.1fs" : "%.1fs", a->seconds);
+  return buf;
+}
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -34,7 +59,14 @@ std::string join(const std::vector<std::string>& v) {
   return s.empty() ? "-" : s;
 }
 
-void print_json(const std::vector<Lease>& leases) {
+std::optional<Age> age_of(const Ages* ages, const std::string& key) {
+  if (ages == nullptr) return std::nullopt;
+  auto it = ages->find(key);
+  if (it == ages->end()) return std::nullopt;
+  return it->second;
+}
+
+void print_json(const std::vector<Lease>& leases, const Ages* ages) {
   std::string o;
   for (const Lease& l : leases) {
     o += "{\"leaseKey\":";
@@ -60,20 +92,25 @@ void print_json(const std::vector<Lease>& leases) {
       }
       o += ']';
     }
+    if (auto age = age_of(ages, l.lease_key)) {
+      o += age->at_least ? ",\"ageMsAtLeast\":" : ",\"ageMs\":";
+      o += std::to_string(static_cast<long long>(age->seconds * 1000));
+    }
     o += "}\n";
   }
   std::fwrite(o.data(), 1, o.size(), stdout);
 }
 
-void print_table(const std::vector<Lease>& leases) {
-  std::printf("%-24s %-24s %10s  %-58s %6s %6s  %-24s %s\n", "SHARD", "OWNER", "COUNTER",
+void print_table(const std::vector<Lease>& leases, const Ages* ages) {
+  std::printf("%-24s %-24s %10s %7s  %-58s %6s %6s  %-24s %s\n", "SHARD", "OWNER", "COUNTER", "AGE",
               "CHECKPOINT", "SUBSEQ", "SWITCH", "PARENTS", "CHILDREN");
   std::map<std::string, int> per_owner;
   int unowned = 0;
   for (const Lease& l : leases) {
-    std::printf("%-24s %-24s %10lld  %-58s %6lld %6lld  %-24s %s\n", l.lease_key.c_str(),
+    std::printf("%-24s %-24s %10lld %7s  %-58s %6lld %6lld  %-24s %s\n", l.lease_key.c_str(),
                 l.lease_owner.empty() ? "-" : l.lease_owner.c_str(),
                 static_cast<long long>(l.lease_counter),
+                age_text(age_of(ages, l.lease_key)).c_str(),
                 l.checkpoint.empty() ? "-" : l.checkpoint.c_str(),
                 static_cast<long long>(l.checkpoint_sub_sequence_number),
                 static_cast<long long>(l.owner_switches_since_checkpoint),
@@ -105,6 +142,10 @@ Runner add_leases(CLI::App& app) {
   sub->add_option("--lease-table", a->lease_table,
                   "dynamodb:TABLE or sqlite:PATH (default: sqlite:APPLICATION.leases.db)");
   sub->add_flag("--json", a->json, "One JSON line per lease instead of a table");
+  sub->add_option("--sample", a->sample,
+                  "Watch the table this many seconds to show each lease's age (time since its "
+                  "counter moved); 4 tells live leases from stalled ones")
+      ->check(CLI::Range(0.0, 600.0));
   return [a]() -> int {
     const std::string spec =
         a->lease_table.empty() ? default_lease_table(a->application) : a->lease_table;
@@ -123,10 +164,45 @@ Runner add_leases(CLI::App& app) {
     if (!store.ok()) return report_error("lease store " + spec, store.status());
     auto leases = (*store)->list_leases();
     if (!leases.ok()) return report_error((*store)->describe(), leases.status());
+    std::optional<Ages> ages;
+    if (a->sample > 0) {
+      install_stop_signals();  // Ctrl-C ends the sample early and still prints
+      // Watch the counters; the last read is the one shown.
+      using Clock = std::chrono::steady_clock;
+      const auto start = Clock::now();
+      const auto end = start + std::chrono::duration<double>(a->sample);
+      std::map<std::string, std::pair<std::int64_t, Clock::time_point>> seen;  // counter, when
+      for (const Lease& l : *leases) seen[l.lease_key] = {l.lease_counter, Clock::time_point{}};
+      while (Clock::now() < end && !stop_requested()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        auto again = (*store)->list_leases();
+        if (!again.ok()) return report_error((*store)->describe(), again.status());
+        const auto now = Clock::now();
+        for (const Lease& l : *again) {
+          auto it = seen.find(l.lease_key);
+          if (it == seen.end()) {
+            seen[l.lease_key] = {l.lease_counter, now};  // created meanwhile
+          } else if (it->second.first != l.lease_counter) {
+            it->second = {l.lease_counter, now};
+          }
+        }
+        *leases = std::move(*again);
+      }
+      const auto now = Clock::now();
+      ages.emplace();
+      for (const auto& [key, c] : seen) {
+        if (c.second == Clock::time_point{}) {
+          (*ages)[key] = {std::chrono::duration<double>(now - start).count(), true};
+        } else {
+          (*ages)[key] = {std::chrono::duration<double>(now - c.second).count(), false};
+        }
+      }
+    }
+    const Ages* ap = ages ? &*ages : nullptr;
     if (a->json) {
-      print_json(*leases);
+      print_json(*leases, ap);
     } else {
-      print_table(*leases);
+      print_table(*leases, ap);
     }
     return 0;
   };
