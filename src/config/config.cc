@@ -1,6 +1,7 @@
 #include "shardline/config.h"
 
 #include "core/ascii.h"
+#include "shardline/result.h"
 
 #include <algorithm>
 #include <array>
@@ -38,6 +39,12 @@ constexpr SettingInfo<ConsumerConfig> kConsumerTable[] = {
 };
 #undef SL_TABLE_CONFIG
 
+#define SL_TABLE_CONFIG MultiLangConfig
+constexpr SettingInfo<MultiLangConfig> kMultiLangTable[] = {
+#include "shardline/config/multilang.def"
+};
+#undef SL_TABLE_CONFIG
+
 #undef SL_BOOL
 #undef SL_INT
 #undef SL_ENUM
@@ -50,6 +57,9 @@ std::span<const SettingInfo<ProducerConfig>> table_of(const ProducerConfig&) {
 }
 std::span<const SettingInfo<ConsumerConfig>> table_of(const ConsumerConfig&) {
   return kConsumerTable;
+}
+std::span<const SettingInfo<MultiLangConfig>> table_of(const MultiLangConfig&) {
+  return kMultiLangTable;
 }
 
 std::string quote(std::string_view v) {
@@ -164,6 +174,10 @@ std::span<const SettingInfo<ProducerConfig>> producer_settings() noexcept { retu
 
 std::span<const SettingInfo<ConsumerConfig>> consumer_settings() noexcept { return kConsumerTable; }
 
+std::span<const SettingInfo<MultiLangConfig>> multilang_settings() noexcept {
+  return kMultiLangTable;
+}
+
 Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view value,
                    std::vector<std::string>* warnings) {
   return set_in_table(table_of(cfg), cfg, key, value, warnings);
@@ -172,6 +186,49 @@ Status set_setting(ProducerConfig& cfg, std::string_view key, std::string_view v
 Status set_setting(ConsumerConfig& cfg, std::string_view key, std::string_view value,
                    std::vector<std::string>* warnings) {
   return set_in_table(table_of(cfg), cfg, key, value, warnings);
+}
+
+Status set_setting(MultiLangConfig& cfg, std::string_view key, std::string_view value,
+                   std::vector<std::string>* warnings) {
+  return set_in_table(table_of(cfg), cfg, key, value, warnings);
+}
+
+namespace {
+template <class Config>
+bool has_key(std::span<const SettingInfo<Config>> table, std::string_view key) {
+  for (const auto& s : table) {
+    if (s.key == key) return true;
+  }
+  return false;
+}
+
+// The KCL matches its credentials keys without regard to case, and documents both the
+// `AWSCredentialsProvider` and the `AwsCredentialsProvider` spelling.
+std::string_view canonical_multilang_key(std::string_view key) {
+  for (std::string_view k : {std::string_view("AwsCredentialsProvider"),
+                             std::string_view("AwsCredentialsProviderDynamoDB"),
+                             std::string_view("AwsCredentialsProviderCloudWatch")}) {
+    if (ascii_iequals(key, k)) return k;
+  }
+  return key;
+}
+}  // namespace
+
+Status set_setting(ConsumerConfig& consumer, MultiLangConfig& multilang, std::string_view key,
+                   std::string_view value, std::vector<std::string>* warnings) {
+  const std::string_view k = canonical_multilang_key(key);
+  if (has_key(table_of(multilang), k))
+    return set_in_table(table_of(multilang), multilang, k, value, warnings);
+  if (has_key(table_of(consumer), k))
+    return set_in_table(table_of(consumer), consumer, k, value, warnings);
+  std::vector<std::string_view> keys;
+  for (const auto& s : table_of(multilang)) keys.push_back(s.key);
+  for (const auto& s : table_of(consumer)) keys.push_back(s.key);
+  std::string w = "unknown key '" + std::string(key) + "' ignored";
+  const std::string near = nearest_key(key, keys);
+  if (!near.empty()) w += "; did you mean '" + near + "'?";
+  if (warnings) warnings->push_back(std::move(w));
+  return {};
 }
 
 namespace {
@@ -200,6 +257,7 @@ Status validate_in_table(const Config& cfg) {
 
 Status validate_config(const ProducerConfig& cfg) { return validate_in_table(cfg); }
 Status validate_config(const ConsumerConfig& cfg) { return validate_in_table(cfg); }
+Status validate_config(const MultiLangConfig& cfg) { return validate_in_table(cfg); }
 
 std::string nearest_key(std::string_view key, std::span<const std::string_view> known) {
   if (key.size() > 128) return {};  // no key is that long; skip the quadratic work
@@ -360,15 +418,16 @@ Status parse_properties(std::string_view text, std::vector<Property>& out) {
 
 namespace {
 
-template <class Config>
-Status apply_to(Config& cfg, std::string_view text, std::string_view source,
-                std::vector<std::string>* warnings) {
+// `set(key, value, warnings)` applies one entry.
+template <class Setter>
+Status apply_with(const Setter& set, std::string_view text, std::string_view source,
+                  std::vector<std::string>* warnings) {
   std::vector<Property> props;
   Status s = parse_properties(text, props);
   if (!s.ok()) return std::move(s).with_context(source);
   for (const Property& p : props) {
     std::vector<std::string> w;
-    Status r = set_in_table(table_of(cfg), cfg, p.key, p.value, &w);
+    Status r = set(p.key, p.value, &w);
     const std::string where = std::string(source) + ":" + std::to_string(p.line);
     if (!r.ok()) return std::move(r).with_context(where);
     if (warnings)
@@ -378,12 +437,28 @@ Status apply_to(Config& cfg, std::string_view text, std::string_view source,
 }
 
 template <class Config>
-Status load_into(const std::string& path, Config& cfg, std::vector<std::string>* warnings) {
+Status apply_to(Config& cfg, std::string_view text, std::string_view source,
+                std::vector<std::string>* warnings) {
+  return apply_with(
+      [&cfg](std::string_view k, std::string_view v, std::vector<std::string>* w) {
+        return set_in_table(table_of(cfg), cfg, k, v, w);
+      },
+      text, source, warnings);
+}
+
+Result<std::string> read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::not_found("cannot read properties file '" + path + "'");
   std::ostringstream ss;
   ss << in.rdbuf();
-  return apply_to(cfg, ss.str(), path, warnings);
+  return ss.str();
+}
+
+template <class Config>
+Status load_into(const std::string& path, Config& cfg, std::vector<std::string>* warnings) {
+  auto text = read_text(path);
+  if (!text.ok()) return text.status();
+  return apply_to(cfg, *text, path, warnings);
 }
 
 // Text for a Markdown table cell: '|' would end the cell and '<' could open an HTML tag.
@@ -477,6 +552,22 @@ Status load_properties_file(const std::string& path, ConsumerConfig& cfg,
   return load_into(path, cfg, warnings);
 }
 
+Status apply_properties(ConsumerConfig& consumer, MultiLangConfig& multilang, std::string_view text,
+                        std::string_view source, std::vector<std::string>* warnings) {
+  return apply_with(
+      [&](std::string_view k, std::string_view v, std::vector<std::string>* w) {
+        return set_setting(consumer, multilang, k, v, w);
+      },
+      text, source, warnings);
+}
+
+Status load_properties_file(const std::string& path, ConsumerConfig& consumer,
+                            MultiLangConfig& multilang, std::vector<std::string>* warnings) {
+  auto text = read_text(path);
+  if (!text.ok()) return text.status();
+  return apply_properties(consumer, multilang, *text, path, warnings);
+}
+
 std::string configuration_markdown() {
   std::string md;
   md += "# Configuration\n\n";
@@ -485,8 +576,8 @@ std::string configuration_markdown() {
       "Do not edit; a test fails when this file is stale. -->\n\n";
   md +=
       "Settings load from a Java-style `.properties` file (`key = value`, `#` comments) or from "
-      "code. Key names are the KPL's (producer) and the KCL's (consumer), so existing KPL and "
-      "KCL properties files load unchanged. "
+      "code. Key names are the KPL's (producer) and the KCL's (consumer, MultiLangDaemon), so "
+      "existing KPL, KCL and MultiLangDaemon properties files load unchanged. "
       "Unknown keys are warned about (naming the nearest known key) and ignored; a value out "
       "of range is an error that names the key and the range.\n\n";
   append_section(md, "Producer (`shardline put --config FILE`, `ProducerConfig`)", "KPL",
@@ -494,6 +585,13 @@ std::string configuration_markdown() {
   md += "\n";
   append_section(md, "Consumer (`shardline consume --config FILE`, `ConsumerConfig`)", "KCL",
                  consumer_settings());
+  md += "\n";
+  append_section(md, "MultiLangDaemon (`shardline multilang --properties FILE`, `MultiLangConfig`)",
+                 "KCL MultiLangDaemon", multilang_settings());
+  md +=
+      "\nA MultiLangDaemon properties file holds keys of both the consumer table and this one: "
+      "each key is applied to the table that has it (this one first), and a key neither has is "
+      "warned about with the nearest key of either.\n";
   return md;
 }
 

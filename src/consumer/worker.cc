@@ -211,9 +211,14 @@ class Worker::Impl {
       started_ = true;
     }
     Status s = options_.lease_store->initialize();
-    if (!s.ok()) return s;
-    s = sync_shards();
-    if (!s.ok()) return s;
+    if (s.ok()) s = sync_shards();
+    if (!s.ok()) {
+      // Never running: wait() and stopped() report it stopped.
+      std::lock_guard lk(mu_);
+      stopped_ = true;
+      cv_.notify_all();
+      return s;
+    }
     log(LogLevel::kInfo, "started on " + options_.lease_store->describe());
     thread_ = std::thread([this] { loop(); });
     return {};

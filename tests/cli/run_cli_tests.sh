@@ -309,5 +309,63 @@ if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 2 ]] \
 "$CLI" --help 2>&1 | grep -q "^  consume " && ok || fail "'consume' is listed in --help"
 # ==============================================================================================
 
+# --- multilang: argument and settings checks (offline: each fails before any request) --------
+ML="$TMP/multilang"
+ML_CLI=$(realpath "$CLI")
+mkdir -p "$ML"
+ml_props() { # ml_props NAME LINES...: a properties file with the required keys, then LINES
+  local f="$ML/$1.properties"; shift
+  printf 'executableName = python3 app.py\nstreamName = s\napplicationName = ml-app\nregionName = us-east-1\n' > "$f"
+  for l in "$@"; do printf '%s\n' "$l" >> "$f"; done
+  printf '%s\n' "$f"
+}
+ok_props=$(ml_props ok)
+printf 'streamName = s\napplicationName = a\n' > "$ML/no-exec.properties"
+printf 'executableName = python3 app.py\nstreamName = s\n' > "$ML/no-app.properties"
+printf 'executableName = python3 app.py\napplicationName = a\n' > "$ML/no-stream.properties"
+range_props=$(ml_props range 'timeoutInSeconds = -1')
+fanout_props=$(ml_props fanout 'retrievalMode = FANOUT')
+missing_props=$(ml_props missing 'executableName = no-such-program-anywhere --x')
+sts_props=$(ml_props sts 'AwsCredentialsProvider = KclStsAssumeRoleCredentialsProvider')
+# "ARGUMENTS => text the one stderr line must contain"
+multilang_cases=(
+  "multilang => a properties file is required: shardline multilang --properties FILE"
+  "multilang $ok_props $ok_props => expected a single properties file, got 2"
+  "multilang $ML/no-such.properties => cannot read properties file '$ML/no-such.properties'"
+  "multilang -p $ML/no-exec.properties => executableName is required"
+  "multilang --properties $ML/no-app.properties => applicationName is required"
+  "multilang --properties-file $ML/no-stream.properties => streamName or streamArn is required"
+  "multilang $range_props => range.properties:5: timeoutInSeconds must be in [0, 86400] s, got '-1'"
+  "multilang $fanout_props => retrievalMode=FANOUT"
+  "multilang $missing_props => 'no-such-program-anywhere' was not found in PATH"
+  "multilang $sts_props => the role ARN is missing"
+  "multilang $ok_props --lease-table dynamo:x => unknown scheme 'dynamo:'"
+)
+for c in "${multilang_cases[@]}"; do
+  args=${c%% => *}
+  want=${c#* => }
+  (cd "$ML" && eval "AWS_EC2_METADATA_DISABLED=true \"\$ML_CLI\" $args") </dev/null >"$TMP/out" 2>"$TMP/err"; rc=$?
+  if [[ $rc -eq 2 && $(wc -l < "$TMP/err") -eq 1 && ! -s $TMP/out ]] && grep -q '^shardline: error: ' "$TMP/err" \
+    && grep -qF -e "$want" "$TMP/err"; then ok; else
+    fail "multilang bad arguments '$args': rc=$rc (want 2, one line with '$want') stderr=$(cat "$TMP/err")"; fi
+done
+# --check: warnings (unknown key with the nearest one, unused keys, ignored -l) on stderr, what
+# would run on stdout, exit 0; -p wins over the positional file, with a warning.
+warn_props=$(ml_props warn 'executableNme = x' 'processingLanguage = python/3' \
+  'AWSCredentialsProvider = DefaultAWSCredentialsProviderChain' 'tableName = t1')
+(cd "$ML" && PATH=/usr/bin:/bin "$ML_CLI" multilang --check "$ok_props" -p "$warn_props" -l logback.xml) \
+  </dev/null >"$TMP/out" 2>"$TMP/err"; rc=$?
+if [[ $rc -eq 0 ]] && grep -q "^shardline: warning: overriding the properties file '$ok_props' with --properties" "$TMP/err" \
+  && grep -q "warn.properties:5: unknown key 'executableNme' ignored; did you mean 'executableName'?" "$TMP/err" \
+  && grep -q "warn.properties:6: processingLanguage accepted, not used" "$TMP/err" \
+  && grep -q "log-configuration 'logback.xml' ignored" "$TMP/err" \
+  && grep -q "^$warn_props: OK" "$TMP/out" && grep -q "child: *\(/usr\)\?/bin/python3 app.py" "$TMP/out" \
+  && grep -q "lease store: dynamodb:t1" "$TMP/out" && grep -q "credentials: the default chain" "$TMP/out"; then ok; else
+  fail "multilang --check: rc=$rc stdout=$(cat "$TMP/out") stderr=$(cat "$TMP/err")"; fi
+"$CLI" multilang --help >"$TMP/out" 2>&1 && grep -q "shutdownGraceMillis (default 5000)" "$TMP/out" \
+  && grep -q -- "--properties-file" "$TMP/out" && ok || fail "--help for 'multilang': $(cat "$TMP/out")"
+"$CLI" --help 2>&1 | grep -q "^  multilang " && ok || fail "'multilang' is listed in --help"
+# ==============================================================================================
+
 echo "cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

@@ -154,6 +154,19 @@ TEST_F(WorkerTest, RunReturnsTheErrorWhenTheLeaseTableIsGone) {
   EXPECT_TRUE((*w)->stopped());
 }
 
+TEST_F(WorkerTest, AFailedStartReturnsTheErrorAndLeavesTheWorkerStopped) {
+  auto faulty = std::make_shared<testing::FaultyLeaseStore>(db_.store());
+  faulty->script(testing::LeaseOp::kInitialize, {testing::Fault::kUnavailableBefore});
+  auto o = options();
+  o.lease_store = faulty;
+  auto w = Worker::create(o, factory());
+  ASSERT_TRUE(w.ok());
+  Status s = (*w)->start();
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.to_string();
+  EXPECT_TRUE((*w)->stopped());
+  EXPECT_TRUE((*w)->wait(1s));
+}
+
 TEST_F(WorkerTest, ShutdownBeforeStartIsImmediate) {
   auto w = Worker::create(options(), factory());
   ASSERT_TRUE(w.ok());

@@ -19,6 +19,7 @@ Runner add_tail(CLI::App& app);
 Runner add_put(CLI::App& app);
 Runner add_leases(CLI::App& app);
 Runner add_consume(CLI::App& app);
+Runner add_multilang(CLI::App& app);
 
 /// The default lease store of an application (`leases`, `consume`): a SQLite file named after
 /// it in the working directory, "sqlite:APPLICATION.leases.db".

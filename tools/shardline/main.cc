@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   runners["put"] = shardline::cli::add_put(app);
   runners["leases"] = shardline::cli::add_leases(app);
   runners["consume"] = shardline::cli::add_consume(app);
+  runners["multilang"] = shardline::cli::add_multilang(app);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,289 @@
+#include "multilang/protocol.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "core/digest.h"
+
+namespace shardline::detail::multilang {
+
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (a byte >= 0x80), 0 if malformed.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+// base64 straight onto the end of `out` (already reserved), without base64_append's zero-fill
+// of the grown string: a measurable share of the daemon's time per record.
+void append_base64(std::string& out, std::string_view bytes) {
+  constexpr std::size_t kChunk = 3 * 1024;  // a multiple of 3: no padding inside
+  unsigned char buf[kChunk / 3 * 4 + 1];
+  while (!bytes.empty()) {
+    const std::size_t n = std::min(bytes.size(), kChunk);
+    const int len = EVP_EncodeBlock(buf, reinterpret_cast<const unsigned char*>(bytes.data()),
+                                    static_cast<int>(n));
+    out.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(len));
+    bytes.remove_prefix(n);
+  }
+}
+
+void append_int(std::string& out, std::int64_t v) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+}
+
+}  // namespace
+
+namespace {
+// Bytes that a JSON string can hold as they are: printable ASCII but '"' and '\\'.
+struct PlainTable {
+  bool plain[256] = {};
+  constexpr PlainTable() {
+    for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
+  }
+};
+constexpr PlainTable kPlain;
+}  // namespace
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  std::size_t run = 0;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (kPlain.plain[c]) {
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      const std::size_t n = utf8_sequence_length(s, i);
+      if (n != 0) {
+        i += n;
+        continue;
+      }
+    }
+    out.append(s.data() + run, i - run);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (c >= 0x80) {
+          out += "\\ufffd";  // a byte that is not part of well-formed UTF-8
+        } else {
+          static constexpr char kHex[] = "0123456789abcdef";
+          const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+          out.append(esc, 6);
+        }
+    }
+    ++i;
+    run = i;
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+void append_initialize(std::string& out, std::string_view shard_id,
+                       const ExtendedSequenceNumber& position) {
+  out += R"({"action":"initialize","shardId":)";
+  append_json_string(out, shard_id);
+  out += R"(,"sequenceNumber":)";
+  append_json_string(out, position.sequence_number);
+  out += R"(,"subSequenceNumber":)";
+  append_int(out, position.sub_sequence_number);
+  out += "}\n";
+}
+
+void append_process_records_begin(std::string& out) {
+  out += R"({"action":"processRecords","records":[)";
+}
+
+void append_record(std::string& out, const ConsumerRecord& r) {
+  out += R"({"action":"record","data":")";
+  base64_append(out, r.data);
+  out += R"(","partitionKey":)";
+  append_json_string(out, r.partition_key);
+  out += R"(,"sequenceNumber":)";
+  append_json_string(out, r.sequence_number);
+  out += R"(,"subSequenceNumber":)";
+  append_int(out, r.sub_sequence_number);
+  out += R"(,"approximateArrivalTimestamp":)";
+  if (r.approximate_arrival_timestamp_ms > 0) {
+    append_int(out, r.approximate_arrival_timestamp_ms);
+  } else {
+    out += "null";
+  }
+  out += '}';
+}
+
+void RecordWriter::append(std::string& out, const ConsumerRecord& r) {
+  out += R"({"action":"record","data":")";
+  append_base64(out, r.data);
+  out += R"(","partitionKey":)";
+  append_json_string(out, r.partition_key);
+  if (r.sequence_number != seq_ || middle_.empty()) {
+    seq_.assign(r.sequence_number);
+    middle_ = R"(,"sequenceNumber":)";
+    append_json_string(middle_, r.sequence_number);
+    middle_ += R"(,"subSequenceNumber":)";
+  }
+  if (r.approximate_arrival_timestamp_ms != arrival_ || tail_.empty()) {
+    arrival_ = r.approximate_arrival_timestamp_ms;
+    tail_ = R"(,"approximateArrivalTimestamp":)";
+    if (arrival_ > 0) {
+      append_int(tail_, arrival_);
+    } else {
+      tail_ += "null";
+    }
+    tail_ += '}';
+  }
+  out += middle_;
+  append_int(out, r.sub_sequence_number);
+  out += tail_;
+}
+
+void append_process_records_end(std::string& out, std::int64_t millis_behind_latest) {
+  out += R"(],"millisBehindLatest":)";
+  append_int(out, millis_behind_latest);
+  out += "}\n";
+}
+
+void append_action(std::string& out, std::string_view action) {
+  out += R"({"action":)";
+  append_json_string(out, action);
+  out += "}\n";
+}
+
+void append_checkpoint_reply(std::string& out, const std::optional<std::string>& sequence_number,
+                             const std::optional<std::int64_t>& sub_sequence_number,
+                             std::string_view error) {
+  out += R"({"action":"checkpoint","sequenceNumber":)";
+  if (sequence_number) {
+    append_json_string(out, *sequence_number);
+  } else {
+    out += "null";
+  }
+  out += R"(,"subSequenceNumber":)";
+  if (sub_sequence_number) {
+    append_int(out, *sub_sequence_number);
+  } else {
+    out += "null";
+  }
+  out += R"(,"error":)";
+  if (error.empty()) {
+    out += "null";
+  } else {
+    append_json_string(out, error);
+  }
+  out += "}\n";
+}
+
+ChildMessage parse_child_line(std::string_view line) {
+  ChildMessage m;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  std::size_t first = 0;
+  while (first < line.size() && (line[first] == ' ' || line[first] == '\t')) ++first;
+  if (first == line.size()) {
+    m.why = "empty line";
+    return m;
+  }
+  // Only a line that looks like an object is parsed: stray output is usually plain text.
+  if (line[first] != '{') {
+    m.why = "not a JSON object";
+    return m;
+  }
+  const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    m.why = "not valid JSON";
+    return m;
+  }
+  if (!j.is_object()) {
+    m.why = "not a JSON object";
+    return m;
+  }
+  const auto action = j.find("action");
+  if (action == j.end() || !action->is_string()) {
+    m.why = "no \"action\"";
+    return m;
+  }
+  const std::string& name = action->get_ref<const std::string&>();
+  if (name == "status") {
+    m.kind = ChildMessage::Kind::kStatus;
+    const auto rf = j.find("responseFor");
+    if (rf != j.end() && rf->is_string()) m.response_for = rf->get<std::string>();
+    return m;
+  }
+  if (name != "checkpoint") {
+    m.why = "unknown action '" + name + "'";
+    return m;
+  }
+  m.kind = ChildMessage::Kind::kCheckpoint;
+  if (const auto seq = j.find("sequenceNumber"); seq != j.end() && !seq->is_null()) {
+    if (seq->is_string()) {
+      m.sequence_number = seq->get<std::string>();
+    } else if (seq->is_number_unsigned()) {
+      m.sequence_number = std::to_string(seq->get<std::uint64_t>());
+    } else {
+      m.invalid = "sequenceNumber must be a string, got " + seq->dump();
+    }
+  }
+  if (const auto sub = j.find("subSequenceNumber"); sub != j.end() && !sub->is_null()) {
+    if (sub->is_number_integer()) {
+      m.sub_sequence_number = sub->get<std::int64_t>();
+    } else if (sub->is_string()) {
+      // Jackson turns a numeric string into the Long field too.
+      const std::string& t = sub->get_ref<const std::string&>();
+      std::int64_t v = 0;
+      const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size()) {
+        m.invalid = "subSequenceNumber must be an integer, got " + sub->dump();
+      } else {
+        m.sub_sequence_number = v;
+      }
+    } else {
+      m.invalid = "subSequenceNumber must be an integer, got " + sub->dump();
+    }
+  }
+  return m;
+}
+
+}  // namespace shardline::detail::multilang

@@ -1,0 +1,84 @@
+// Internal: the KCL multi-language protocol's messages, as the Java MultiLangDaemon writes
+// them (ML/messages/*.java serialized by Jackson: "action" first, nulls written as null, one
+// JSON object per line) and reads them (ML/GetNextMessageTask.java: a line that is not a known
+// message is skipped).
+//
+// Daemon -> child (each appended with its '\n'):
+//   {"action":"initialize","shardId":S,"sequenceNumber":S,"subSequenceNumber":N}
+//   {"action":"processRecords","records":[R,...],"millisBehindLatest":N}
+//     R = {"action":"record","data":base64,"partitionKey":S,"sequenceNumber":S,
+//          "subSequenceNumber":N,"approximateArrivalTimestamp":N|null}
+//   {"action":"leaseLost"}  {"action":"shardEnded"}  {"action":"shutdownRequested"}
+//   {"action":"checkpoint","sequenceNumber":S|null,"subSequenceNumber":N|null,"error":S|null}
+// Child -> daemon:
+//   {"action":"status","responseFor":A}
+//   {"action":"checkpoint","sequenceNumber":S|null,"subSequenceNumber":N|null}
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shardline/consumer.h"
+
+namespace shardline::detail::multilang {
+
+/// `s` as a JSON string literal. Bytes that are not UTF-8 become U+FFFD, as the Java daemon's
+/// String decoding would make them; control characters are escaped.
+void append_json_string(std::string& out, std::string_view s);
+
+void append_initialize(std::string& out, std::string_view shard_id,
+                       const ExtendedSequenceNumber& position);
+
+/// `{"action":"processRecords","records":[`: then append_record() per record, separated by
+/// ',', then append_process_records_end().
+void append_process_records_begin(std::string& out);
+/// One record object (no separator).
+void append_record(std::string& out, const ConsumerRecord& record);
+
+/// append_record() for a whole batch: the user records of one KPL aggregate share their
+/// sequence number and arrival time, so the text around the sub-sequence number is built once
+/// per aggregate instead of once per record. Same output.
+class RecordWriter {
+ public:
+  void append(std::string& out, const ConsumerRecord& record);
+
+ private:
+  std::string seq_;  // the sequence number `middle_` and `tail_` were built for
+  std::int64_t arrival_ = -1;
+  std::string middle_;  // ,"sequenceNumber":"S","subSequenceNumber":
+  std::string tail_;    // ,"approximateArrivalTimestamp":T}
+};
+/// `],"millisBehindLatest":N}` and the newline.
+void append_process_records_end(std::string& out, std::int64_t millis_behind_latest);
+
+/// `{"action":"<action>"}` and the newline (leaseLost, shardEnded, shutdownRequested).
+void append_action(std::string& out, std::string_view action);
+
+/// The answer to a checkpoint request: the request's own sequenceNumber and subSequenceNumber
+/// (null when it had none), and the KCL exception class name or null.
+void append_checkpoint_reply(std::string& out, const std::optional<std::string>& sequence_number,
+                             const std::optional<std::int64_t>& sub_sequence_number,
+                             std::string_view error);
+
+/// One line of the child's stdout.
+struct ChildMessage {
+  enum class Kind { kStatus, kCheckpoint, kSkip };
+  Kind kind = Kind::kSkip;
+  /// kStatus: the action acknowledged ("" when the field is missing or not a string).
+  std::string response_for;
+  /// kCheckpoint: null (absent) means "everything delivered" / "sub-sequence 0".
+  std::optional<std::string> sequence_number;
+  std::optional<std::int64_t> sub_sequence_number;
+  /// kCheckpoint: a field of the wrong type (answered with IllegalArgumentException).
+  std::string invalid;
+  /// kSkip: why (for the log).
+  std::string why;
+};
+
+/// Parses one line (without its newline; a trailing '\r' is ignored). Never fails: anything
+/// that is not a status or checkpoint message is kSkip.
+ChildMessage parse_child_line(std::string_view line);
+
+}  // namespace shardline::detail::multilang
