@@ -392,15 +392,9 @@ int run(const ConsumeArgs& a) {
   } else if (!run_status.ok()) {
     rc = report_error("consume", run_status);
   }
-  if (!a.metrics_file.empty()) {
-    std::ofstream f(a.metrics_file, std::ios::binary | std::ios::trunc);
-    f << m.to_prometheus(worker->worker_id());
-    f.close();
-    if (!f) {
-      std::fprintf(stderr, "shardline: error: cannot write '%s': %s\n", a.metrics_file.c_str(),
-                   std::strerror(errno));
-      if (rc == 0) rc = 1;
-    }
+  if (!a.metrics_file.empty() &&
+      !write_text_file(a.metrics_file, m.to_prometheus(worker->worker_id())) && rc == 0) {
+    rc = 1;
   }
   return rc;
 }

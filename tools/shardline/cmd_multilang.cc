@@ -291,15 +291,9 @@ int run(const MultiLangArgs& a) {
   print_line(summary_json(daemon->worker_id(), m, mm));
   int rc = 0;
   if (!run_status.ok()) rc = report_error("multilang", run_status);
-  if (!a.metrics_file.empty()) {
-    std::ofstream f(a.metrics_file, std::ios::binary | std::ios::trunc);
-    f << prometheus(daemon->worker_id(), m, mm);
-    f.close();
-    if (!f) {
-      std::fprintf(stderr, "shardline: error: cannot write '%s': %s\n", a.metrics_file.c_str(),
-                   std::strerror(errno));
-      if (rc == 0) rc = 1;
-    }
+  if (!a.metrics_file.empty() &&
+      !write_text_file(a.metrics_file, prometheus(daemon->worker_id(), m, mm)) && rc == 0) {
+    rc = 1;
   }
   return rc;
 }

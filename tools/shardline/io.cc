@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 namespace shardline::cli {
 
@@ -280,6 +281,16 @@ void Warnings::finish() const {
     std::fprintf(stderr, "shardline: warning: %zu more warnings not shown (%zu in all)\n",
                  count_ - limit_, count_);
   }
+}
+
+bool write_text_file(const std::string& path, std::string_view text) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  f.close();
+  if (f) return true;
+  std::fprintf(stderr, "shardline: error: cannot write '%s': %s\n", path.c_str(),
+               std::strerror(errno));
+  return false;
 }
 
 }  // namespace shardline::cli

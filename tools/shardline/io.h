@@ -90,6 +90,10 @@ void append_record_json(std::string& out, std::string_view partition_key,
                         std::string_view data, std::uint64_t sub_sequence_number, bool aggregated,
                         const RecordContext& ctx);
 
+/// Write `text` to the file at `path` (created or truncated), e.g. a --metrics-file. On failure
+/// prints "shardline: error: cannot write 'PATH': REASON" and returns false.
+bool write_text_file(const std::string& path, std::string_view text);
+
 /// Rate-limited warnings on stderr: the first `limit` are printed, the rest only counted.
 class Warnings {
  public:
