@@ -211,6 +211,10 @@ class Deaggregator {
 
  private:
   DeaggregateOptions options_;
+  bool filter_ = false;  // a shard range that can exclude keys
+  static constexpr std::uint8_t kUnknown = 0, kIn = 1, kOut = 2;
+  std::vector<std::uint8_t> pk_in_range_;  // per key-table entry, for the aggregate at hand
+  std::vector<std::uint8_t> ehk_in_range_;
   std::vector<std::string_view> pk_table_;
   std::vector<std::string_view> ehk_table_;
   std::vector<detail::RecordSpan> records_;

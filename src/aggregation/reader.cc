@@ -18,7 +18,11 @@ Status DecodeSummary::status() const {
   return Status::data_loss(std::string("corrupt aggregated record: ") + std::string(detail));
 }
 
-Deaggregator::Deaggregator(DeaggregateOptions options) : options_(std::move(options)) {}
+Deaggregator::Deaggregator(DeaggregateOptions options) : options_(std::move(options)) {
+  // A range covering every key filters nothing: skip hashing each user record's key.
+  filter_ = options_.shard_range && !(options_.shard_range->start == HashKey() &&
+                                      options_.shard_range->end == HashKey::max());
+}
 
 namespace {
 
@@ -163,6 +167,11 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
   sum.kind = BlobKind::kAggregated;
   sum.user_records = records_.size();
   const std::size_t first_out = out.size();
+  if (filter_) {
+    // Keys repeat inside an aggregate (the table is indexed): decide each key once.
+    pk_in_range_.assign(pk_table_.size(), kUnknown);
+    ehk_in_range_.assign(ehk_table_.size(), kUnknown);
+  }
   for (std::size_t i = 0; i < records_.size(); ++i) {
     const detail::RecordSpan& rs = records_[i];
     UserRecordView u;
@@ -171,15 +180,20 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
     u.data = rs.data;
     u.sub_sequence_number = i;
     u.aggregated = true;
-    if (options_.shard_range) {
-      bool in_range = true;
-      if (u.explicit_hash_key) {
-        // A key that is not a valid decimal cannot be placed; keep it rather than lose it.
-        auto k = HashKey::parse_decimal(*u.explicit_hash_key);
-        in_range = !k.ok() || options_.shard_range->contains(*k);
-      } else {
-        in_range = options_.shard_range->contains(HashKey::from_partition_key(u.partition_key));
+    if (filter_) {
+      std::uint8_t& known = rs.has_ehk ? ehk_in_range_[rs.ehk_index] : pk_in_range_[rs.pk_index];
+      if (known == kUnknown) {
+        bool yes;
+        if (u.explicit_hash_key) {
+          // A key that is not a valid decimal cannot be placed; keep it rather than lose it.
+          auto k = HashKey::parse_decimal(*u.explicit_hash_key);
+          yes = !k.ok() || options_.shard_range->contains(*k);
+        } else {
+          yes = options_.shard_range->contains(HashKey::from_partition_key(u.partition_key));
+        }
+        known = yes ? kIn : kOut;
       }
+      const bool in_range = known == kIn;
       if (!in_range) {
         if (options_.kcl_exact) {
           // The KCL drops every user record of an aggregate with one out-of-range record.

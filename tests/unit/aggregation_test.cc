@@ -257,6 +257,45 @@ TEST_F(FilterFixture, KclExactFilterDropsTheWholeAggregate) {
   EXPECT_EQ(out[0].sub_sequence_number, 1u);
 }
 
+TEST(DeaggregatorFilter, RepeatedKeysAreDecidedPerKeyAndAcrossAggregates) {
+  // Many user records share a few partition keys and explicit hash keys (indexed tables); the
+  // filter decides each key once per aggregate, and a second aggregate with other tables
+  // must not reuse the first one's decisions.
+  const HashKeyRange low = even_split_range(0, 2);
+  std::vector<std::string> keys = {"user-1", "user-2", "user-3", "user-4", "user-5", "user-6"};
+  std::vector<std::string> data;
+  for (int i = 0; i < 60; ++i) data.push_back("d" + std::to_string(i));
+  Deaggregator d({low, false});  // one reader for both aggregates, as a shard consumer uses it
+  auto expect_filtered = [&](const std::string& blob, std::size_t want_kept,
+                             const std::vector<bool>& in_low) {
+    std::vector<UserRecordView> out;
+    const auto s = d.decode({blob, "a", std::nullopt}, out);
+    EXPECT_EQ(out.size(), want_kept);
+    EXPECT_EQ(out.size() + s.filtered_out, in_low.size());
+    std::size_t j = 0;
+    for (std::size_t i = 0; i < in_low.size(); ++i) {
+      if (!in_low[i]) continue;
+      ASSERT_LT(j, out.size());
+      EXPECT_EQ(out[j++].sub_sequence_number, i);
+    }
+  };
+  for (int round = 0; round < 2; ++round) {
+    AggregateBuilder b;
+    std::vector<bool> in_low;
+    std::size_t kept = 0;
+    for (int i = 0; i < 60; ++i) {
+      const auto& pk = keys[static_cast<std::size_t>((i + round) % 6)];
+      std::optional<HashKey> ehk;
+      if (i % 5 == 0) ehk = (i % 10 == 0) ? HashKey(1, 0) : HashKey::max();
+      b.add(pk, ehk, data[static_cast<std::size_t>(i)]);
+      const bool in = low.contains(ehk ? *ehk : HashKey::from_partition_key(pk));
+      in_low.push_back(in);
+      kept += in ? 1 : 0;
+    }
+    expect_filtered(b.build().data, kept, in_low);
+  }
+}
+
 TEST_F(FilterFixture, FullRangeKeepsEverything) {
   DeaggregateOptions o;
   o.shard_range = HashKeyRange{};
