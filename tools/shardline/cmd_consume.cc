@@ -268,18 +268,9 @@ void remove_if_empty(const std::string& path) {
 std::string summary_json(const std::string& worker_id, const WorkerMetrics& m) {
   std::string o = "{\"worker\":";
   append_json_string(o, worker_id);
-  o += ",\"records\":" + std::to_string(m.records_processed) + ",\"shards\":[";
-  for (std::size_t i = 0; i < m.shards.size(); ++i) {
-    const ShardStatus& s = m.shards[i];
-    if (i) o += ',';
-    o += "{\"shardId\":";
-    append_json_string(o, s.shard_id);
-    o += ",\"records\":" + std::to_string(s.records_processed) + ",\"checkpoint\":";
-    append_json_string(o, s.checkpoint.sequence_number);
-    o += ",\"checkpointSubSequenceNumber\":" + std::to_string(s.checkpoint.sub_sequence_number);
-    o += '}';
-  }
-  o += "]}\n";
+  o += ",\"records\":" + std::to_string(m.records_processed) + ',';
+  append_shards_json(o, m.shards);
+  o += "}\n";
   return o;
 }
 

@@ -139,18 +139,9 @@ std::string summary_json(const std::string& worker_id, const WorkerMetrics& m,
        ",\"checkpointErrors\":" + std::to_string(ml.checkpoint_errors) +
        ",\"recordsReplayed\":" + std::to_string(ml.records_replayed) +
        ",\"skippedLines\":" + std::to_string(ml.skipped_lines) + "}";
-  o += ",\"shards\":[";
-  for (std::size_t i = 0; i < m.shards.size(); ++i) {
-    const ShardStatus& s = m.shards[i];
-    if (i) o += ',';
-    o += "{\"shardId\":";
-    append_json_string(o, s.shard_id);
-    o += ",\"records\":" + std::to_string(s.records_processed) + ",\"checkpoint\":";
-    append_json_string(o, s.checkpoint.sequence_number);
-    o += ",\"checkpointSubSequenceNumber\":" + std::to_string(s.checkpoint.sub_sequence_number);
-    o += '}';
-  }
-  o += "]}\n";
+  o += ',';
+  append_shards_json(o, m.shards);
+  o += "}\n";
   return o;
 }
 

@@ -293,4 +293,19 @@ bool write_text_file(const std::string& path, std::string_view text) {
   return false;
 }
 
+void append_shards_json(std::string& o, const std::vector<ShardStatus>& shards) {
+  o += "\"shards\":[";
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    const ShardStatus& s = shards[i];
+    if (i) o += ',';
+    o += "{\"shardId\":";
+    append_json_string(o, s.shard_id);
+    o += ",\"records\":" + std::to_string(s.records_processed) + ",\"checkpoint\":";
+    append_json_string(o, s.checkpoint.sequence_number);
+    o += ",\"checkpointSubSequenceNumber\":" + std::to_string(s.checkpoint.sub_sequence_number);
+    o += '}';
+  }
+  o += ']';
+}
+
 }  // namespace shardline::cli

@@ -8,7 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "shardline/consumer.h"
 #include "shardline/result.h"
 
 namespace shardline::cli {
@@ -89,6 +91,10 @@ void append_record_json(std::string& out, std::string_view partition_key,
                         const std::optional<std::string_view>& explicit_hash_key,
                         std::string_view data, std::uint64_t sub_sequence_number, bool aggregated,
                         const RecordContext& ctx);
+
+/// Append `"shards":[{"shardId","records","checkpoint","checkpointSubSequenceNumber"},...]`, the
+/// per-shard part of the `consume` and `multilang` exit summaries.
+void append_shards_json(std::string& out, const std::vector<ShardStatus>& shards);
 
 /// Write `text` to the file at `path` (created or truncated), e.g. a --metrics-file. On failure
 /// prints "shardline: error: cannot write 'PATH': REASON" and returns false.
