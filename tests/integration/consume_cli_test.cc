@@ -35,6 +35,7 @@
 #include "shardline/lease_store.h"
 #include "support/cli_process.h"
 #include "support/local_aws.h"
+#include "support/local_stream_test.h"
 #include "support/scoped_env.h"
 #include "support/test_util.h"
 
@@ -119,45 +120,18 @@ std::vector<Line> parse_output(const std::string& out) {
   return lines;
 }
 
-class ConsumeCliIntegration : public ::testing::Test {
+class ConsumeCliIntegration : public testing::LocalStreamTest {
  protected:
-  void SetUp() override {
-    endpoint_ = testing::env_or_empty("SHARDLINE_KINESIS_ENDPOINT");
-    if (endpoint_.empty())
-      GTEST_SKIP() << "SHARDLINE_KINESIS_ENDPOINT unset: scripts/servers start";
-    auto k = KinesisClient::create(testing::local_aws_config(endpoint_));
-    ASSERT_TRUE(k.ok()) << k.status().to_string();
-    k_ = std::move(*k);
-    char tmpl[] = "/tmp/shardline-consume-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // The CLI finds credentials in the environment, and nothing else of the developer's.
-    env_.emplace(testing::aws_environment_names());
-    env_->set("AWS_ACCESS_KEY_ID", "AKIDTEST");
-    env_->set("AWS_SECRET_ACCESS_KEY", "test-secret");
-    env_->set("AWS_EC2_METADATA_DISABLED", "true");
-    env_->set("HOME", dir_);
-  }
+  ConsumeCliIntegration() : LocalStreamTest("consume-cli") {}
 
-  void TearDown() override {
-    for (const auto& s : streams_) (void)k_->delete_stream(s);
-    env_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
+  // A new stream; its shards are remembered for owner().
   std::string make_stream(int shards) {
-    static std::mt19937_64 rng(std::random_device{}());
-    const std::string name = "consume-cli-" + std::to_string(rng() % 1000000000);
-    EXPECT_TRUE(k_->create_stream(name, shards).ok());
-    EXPECT_TRUE(k_->wait_for_stream_active(name, 30s).ok());
-    streams_.push_back(name);
+    const std::string name = LocalStreamTest::make_stream(shards);
     auto s = k_->list_shards(name);
     EXPECT_TRUE(s.ok());
     if (s.ok()) shards_[name] = *s;
     return name;
   }
-
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
   std::vector<std::string> with_endpoint(std::vector<std::string> args) const {
     args.insert(args.end(), {"--endpoint-url", endpoint_, "--region", "us-east-1"});
@@ -298,11 +272,7 @@ class ConsumeCliIntegration : public ::testing::Test {
     }
   }
 
-  std::string endpoint_, dir_;
-  std::unique_ptr<KinesisClient> k_;
-  std::vector<std::string> streams_;
   std::map<std::string, std::vector<Shard>> shards_;
-  std::optional<testing::ScopedEnv> env_;
 };
 
 TEST_F(ConsumeCliIntegration, PrintsEveryRecordOnceCheckpointsAndResumes) {

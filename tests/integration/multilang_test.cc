@@ -34,6 +34,7 @@
 #include "shardline/producer.h"
 #include "support/cli_process.h"
 #include "support/local_aws.h"
+#include "support/local_stream_test.h"
 #include "support/scoped_env.h"
 #include "support/test_util.h"
 
@@ -119,41 +120,12 @@ std::map<std::string, ExtendedSequenceNumber> last_records(const ChildOutput& o)
   return last;
 }
 
-class MultiLangIntegration : public ::testing::Test {
+class MultiLangIntegration : public testing::LocalStreamTest {
  protected:
+  MultiLangIntegration() : LocalStreamTest("multilang") {}
   void SetUp() override {
-    endpoint_ = testing::env_or_empty("SHARDLINE_KINESIS_ENDPOINT");
     ddb_ = testing::env_or_empty("SHARDLINE_DYNAMODB_ENDPOINT");
-    if (endpoint_.empty())
-      GTEST_SKIP() << "SHARDLINE_KINESIS_ENDPOINT unset: scripts/servers start";
-    auto k = KinesisClient::create(testing::local_aws_config(endpoint_));
-    ASSERT_TRUE(k.ok()) << k.status().to_string();
-    k_ = std::move(*k);
-    char tmpl[] = "/tmp/shardline-multilang-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // The daemon and its children find credentials in the environment, nothing else.
-    env_.emplace(testing::aws_environment_names());
-    env_->set("AWS_ACCESS_KEY_ID", "AKIDTEST");
-    env_->set("AWS_SECRET_ACCESS_KEY", "test-secret");
-    env_->set("AWS_EC2_METADATA_DISABLED", "true");
-    env_->set("HOME", dir_);
-  }
-  void TearDown() override {
-    for (const auto& s : streams_) (void)k_->delete_stream(s);
-    env_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-
-  std::string make_stream(int shards) {
-    static std::mt19937_64 rng(std::random_device{}());
-    const std::string name = "multilang-" + std::to_string(rng() % 1000000000);
-    EXPECT_TRUE(k_->create_stream(name, shards).ok());
-    EXPECT_TRUE(k_->wait_for_stream_active(name, 30s).ok());
-    streams_.push_back(name);
-    return name;
+    LocalStreamTest::SetUp();
   }
 
   // Puts `n` + 1 user records through the shardline producer (KPL aggregation on): data
@@ -209,10 +181,7 @@ class MultiLangIntegration : public ::testing::Test {
         timeout);
   }
 
-  std::string endpoint_, ddb_, dir_;
-  std::unique_ptr<KinesisClient> k_;
-  std::vector<std::string> streams_;
-  std::optional<testing::ScopedEnv> env_;
+  std::string ddb_;
 };
 
 // An item as the Java KCL 2.x daemon leaves it in its table: owned by a worker that has died.

@@ -29,6 +29,7 @@
 #include "shardline/kinesis.h"
 #include "support/cli_process.h"
 #include "support/local_aws.h"
+#include "support/local_stream_test.h"
 #include "support/scoped_env.h"
 #include "support/test_util.h"
 
@@ -74,43 +75,13 @@ struct Stored {
   std::string shard, pk, data;
 };
 
-class PutCliIntegration : public ::testing::Test {
+class PutCliIntegration : public testing::LocalStreamTest {
  protected:
+  PutCliIntegration() : LocalStreamTest("put-cli") {}
   void SetUp() override {
-    endpoint_ = env("SHARDLINE_KINESIS_ENDPOINT");
-    if (endpoint_.empty())
-      GTEST_SKIP() << "SHARDLINE_KINESIS_ENDPOINT unset: scripts/servers start";
+    LocalStreamTest::SetUp();
     proxy_ = env("SHARDLINE_PROXY_ENDPOINT");
-    auto k = KinesisClient::create(local_config(endpoint_));
-    ASSERT_TRUE(k.ok()) << k.status().to_string();
-    k_ = std::move(*k);
-    char tmpl[] = "/tmp/shardline-put-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // The CLI finds credentials in the environment, and nothing else of the developer's.
-    env_.emplace(testing::aws_environment_names());
-    env_->set("AWS_ACCESS_KEY_ID", "AKIDTEST");
-    env_->set("AWS_SECRET_ACCESS_KEY", "test-secret");
-    env_->set("AWS_EC2_METADATA_DISABLED", "true");
-    env_->set("HOME", dir_);
   }
-
-  void TearDown() override {
-    for (const auto& s : streams_) (void)k_->delete_stream(s);
-    env_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-
-  std::string make_stream(int shards) {
-    static std::mt19937_64 rng(std::random_device{}());
-    const std::string name = "put-cli-" + std::to_string(rng() % 1000000000);
-    EXPECT_TRUE(k_->create_stream(name, shards).ok());
-    EXPECT_TRUE(k_->wait_for_stream_active(name, 30s).ok());
-    streams_.push_back(name);
-    return name;
-  }
-
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
   void write(const std::string& name, const std::string& text) const {
     std::ofstream(path(name), std::ios::binary) << text;
@@ -184,10 +155,7 @@ class PutCliIntegration : public ::testing::Test {
     return ProxyFaults{this};
   }
 
-  std::string endpoint_, proxy_, dir_;
-  std::unique_ptr<KinesisClient> k_;
-  std::vector<std::string> streams_;
-  std::optional<testing::ScopedEnv> env_;
+  std::string proxy_;
 };
 
 // Checks the summary fields every run reports.
