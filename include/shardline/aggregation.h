@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,8 +70,9 @@ struct AggregationLimits {
 /// Builds one Kinesis record from user records that route to the same shard.
 ///
 /// Sizes are exact and incremental: size() is always the byte count build() will produce, so
-/// an aggregate never exceeds the limits and never needs trimming. The builder stores views:
-/// the partition keys and data passed to add() must stay alive until build() or clear().
+/// an aggregate never exceeds the limits and never needs trimming. add() encodes the record at
+/// once (the builder copies the bytes), except for the first record's partition key and data,
+/// which it keeps as views: those must stay alive until build() or clear().
 /// Not thread-safe (one builder per shard, owned by one thread).
 class AggregateBuilder {
  public:
@@ -89,9 +91,13 @@ class AggregateBuilder {
   /// Convenience: computes the hash key.
   void add(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
            std::string_view data);
+  /// fits() and add() with one key lookup: adds the record and returns true if it fits (always
+  /// for an empty builder); returns false and leaves the builder unchanged if it does not.
+  bool try_add(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
+               std::string_view data, const HashKey& hash_key);
 
-  std::size_t count() const noexcept { return records_.size(); }
-  bool empty() const noexcept { return records_.empty(); }
+  std::size_t count() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
   /// The exact size of build().data.
   std::size_t size() const noexcept;
   /// The size of the aggregated form (magic + protobuf + MD5), even for a single record.
@@ -101,25 +107,38 @@ class AggregateBuilder {
   /// partition key and hash key (plain, not aggregated). Several: partition key "a", explicit
   /// hash key = the first record's hash key, data = magic + AggregatedRecord + MD5.
   /// Precondition: !empty(). The builder is unchanged; call clear() to reuse it.
-  KinesisRecord build() const;
+  /// With digest = false an aggregate's 16-byte MD5 trailer is left zero, for
+  /// digest_aggregates() to fill later together with others (much faster in bulk).
+  KinesisRecord build(bool digest = true) const;
   /// Serialize only the aggregated data (also for a single record), appending to `out`.
-  void serialize_aggregate(std::string& out) const;
+  void serialize_aggregate(std::string& out, bool digest = true) const;
+  /// Fill the MD5 trailer of aggregates built with digest = false (each element: the whole
+  /// aggregated data, magic to trailer), hashing them side by side where the CPU allows.
+  static void digest_aggregates(std::span<std::string* const> aggregates);
 
   void clear() noexcept;
 
  private:
-  struct Entry {
+  // The first record, which build() sends as itself when it is alone.
+  struct First {
     std::string_view partition_key;
     std::string_view data;
-    std::uint32_t pk_index;
-    std::int64_t ehk_index;  // -1: none
     HashKey hash_key;
+  };
+  // A partition key's bytes inside pk_buf_.
+  struct KeySpan {
+    std::uint32_t offset;
+    std::uint32_t size;
   };
   std::size_t record_field_size(std::size_t pk_index, std::int64_t ehk_index,
                                 std::size_t data_size) const noexcept;
+  std::string_view pk_at(std::size_t i) const noexcept {
+    return std::string_view(pk_buf_.data() + pk_table_[i].offset, pk_table_[i].size);
+  }
 
   AggregationLimits limits_;
-  std::vector<Entry> records_;
+  std::size_t count_ = 0;
+  First first_;
   // Open-addressing index from a key's hash to its table position. It keeps its memory across
   // clear() (a generation stamp empties it in O(1)), so adding a record allocates nothing.
   struct Slot {
@@ -127,12 +146,20 @@ class AggregateBuilder {
     std::uint32_t index = 0;
     std::uint32_t generation = 0;
   };
-  // Position of `pk` in pk_table_, or -1; `slot` receives where it is or would go.
+  bool insert(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
+              std::string_view data, const HashKey& hash_key, bool check_fit);
+  // Position of a key in its table, or -1; `slot` receives where it is or would go.
   std::int64_t find_pk(std::string_view pk, std::uint64_t hash, std::size_t& slot) const noexcept;
   std::int64_t find_ehk(const HashKey& k, std::uint64_t hash, std::size_t& slot) const noexcept;
   void grow_index(std::vector<Slot>& index);
 
-  std::vector<std::string_view> pk_table_;
+  // The encoded protobuf, kept in two parts because the tables come first in the message:
+  // pk_buf_ holds the partition_key_table fields, rec_buf_ the records fields, each appended as
+  // records are added (the data is copied while it is still in cache). Both keep their
+  // capacity across clear(): one aggregate's worth per builder.
+  std::string pk_buf_;
+  std::string rec_buf_;
+  std::vector<KeySpan> pk_table_;
   std::vector<std::string> ehk_table_;  // canonical decimal strings
   std::vector<HashKey> ehk_keys_;       // the same keys as integers
   std::vector<Slot> pk_index_;          // capacity: a power of two

@@ -115,7 +115,7 @@ std::int64_t AggregateBuilder::find_pk(std::string_view pk, std::uint64_t hash,
       slot = i;
       return -1;
     }
-    if (s.hash == hash && pk_table_[s.index] == pk) {
+    if (s.hash == hash && pk_at(s.index) == pk) {
       slot = i;
       return s.index;
     }
@@ -160,15 +160,15 @@ std::size_t AggregateBuilder::record_field_size(std::size_t pk_index, std::int64
 }
 
 std::size_t AggregateBuilder::size() const noexcept {
-  if (records_.size() == 1) return records_.front().data.size();
+  if (count_ == 1) return first_.data.size();
   return kAggregationOverhead + proto_size_;
 }
 
 bool AggregateBuilder::fits(std::string_view partition_key,
                             const std::optional<HashKey>& explicit_hash_key,
                             std::size_t data_size) const {
-  if (records_.empty()) return true;
-  if (records_.size() >= limits_.max_count) return false;
+  if (count_ == 0) return true;
+  if (count_ >= limits_.max_count) return false;
   std::size_t added = 0;
   std::size_t pk_index = pk_table_.size();
   std::size_t slot;
@@ -205,83 +205,144 @@ void AggregateBuilder::add(std::string_view partition_key,
 void AggregateBuilder::add(std::string_view partition_key,
                            const std::optional<HashKey>& explicit_hash_key, std::string_view data,
                            const HashKey& hash_key) {
-  std::uint32_t pk_index;
-  const std::uint64_t ph = hash_bytes(partition_key);
-  std::size_t slot;
-  if (const std::int64_t found = find_pk(partition_key, ph, slot); found >= 0) {
-    pk_index = static_cast<std::uint32_t>(found);
-  } else {
-    pk_index = static_cast<std::uint32_t>(pk_table_.size());
-    pk_index_[slot] = Slot{ph, pk_index, generation_};
-    pk_table_.push_back(partition_key);
-    proto_size_ += bytes_field_size(partition_key.size());
-    if (pk_table_.size() * 2 > pk_index_.size()) grow_index(pk_index_);
-  }
-  std::int64_t ehk_index = -1;
-  if (explicit_hash_key) {
-    const std::uint64_t eh = mix_hash_key(*explicit_hash_key);
-    if (const std::int64_t found = find_ehk(*explicit_hash_key, eh, slot); found >= 0) {
-      ehk_index = found;
-    } else {
-      ehk_index = static_cast<std::int64_t>(ehk_table_.size());
-      ehk_index_[slot] = Slot{eh, static_cast<std::uint32_t>(ehk_index), generation_};
-      ehk_keys_.push_back(*explicit_hash_key);
-      ehk_table_.push_back(explicit_hash_key->to_decimal());
-      proto_size_ += bytes_field_size(ehk_table_.back().size());
-      if (ehk_table_.size() * 2 > ehk_index_.size()) grow_index(ehk_index_);
-    }
-  }
-  proto_size_ += record_field_size(pk_index, ehk_index, data.size());
-  records_.push_back(Entry{partition_key, data, pk_index, ehk_index, hash_key});
+  (void)insert(partition_key, explicit_hash_key, data, hash_key, /*check_fit=*/false);
 }
 
-void AggregateBuilder::serialize_aggregate(std::string& out) const {
+bool AggregateBuilder::try_add(std::string_view partition_key,
+                               const std::optional<HashKey>& explicit_hash_key,
+                               std::string_view data, const HashKey& hash_key) {
+  return insert(partition_key, explicit_hash_key, data, hash_key, /*check_fit=*/true);
+}
+
+// One lookup per table serves both the size check and the insertion. The record is encoded
+// here, while its bytes are still in cache; build() then only concatenates and digests.
+bool AggregateBuilder::insert(std::string_view partition_key,
+                              const std::optional<HashKey>& explicit_hash_key,
+                              std::string_view data, const HashKey& hash_key, bool check_fit) {
+  const std::uint64_t ph = hash_bytes(partition_key);
+  std::size_t pk_slot = 0;
+  const std::int64_t pk_found = find_pk(partition_key, ph, pk_slot);
+  std::size_t added = 0;
+  const std::size_t pk_index =
+      pk_found >= 0 ? static_cast<std::size_t>(pk_found) : pk_table_.size();
+  if (pk_found < 0) added += bytes_field_size(partition_key.size());
+  std::int64_t ehk_index = -1;
+  std::int64_t ehk_found = -1;
+  std::size_t ehk_slot = 0;
+  std::uint64_t eh = 0;
+  char digits[40];
+  std::size_t digits_len = 0;
+  if (explicit_hash_key) {
+    eh = mix_hash_key(*explicit_hash_key);
+    ehk_found = find_ehk(*explicit_hash_key, eh, ehk_slot);
+    if (ehk_found >= 0) {
+      ehk_index = ehk_found;
+    } else {
+      ehk_index = static_cast<std::int64_t>(ehk_table_.size());
+      digits_len = explicit_hash_key->to_chars(digits);
+      added += bytes_field_size(digits_len);
+    }
+  }
+  const std::size_t record_size = record_field_size(pk_index, ehk_index, data.size());
+  added += record_size;
+  if (check_fit && count_ != 0) {
+    if (count_ >= limits_.max_count) return false;
+    const std::size_t new_size = kAggregationOverhead + proto_size_ + added;
+    // The aggregate travels with partition key "a" (1 byte), which counts toward the limit.
+    if (new_size > limits_.max_size || new_size + 1 > limits_.max_record_size) return false;
+  }
+  if (pk_found < 0) {
+    pk_index_[pk_slot] = Slot{ph, static_cast<std::uint32_t>(pk_index), generation_};
+    const std::size_t at = pk_buf_.size();
+    pk_buf_.resize(at + bytes_field_size(partition_key.size()));
+    char* end = detail::put_bytes_field(pk_buf_.data() + at, 0x0A, partition_key);
+    pk_table_.push_back(KeySpan{static_cast<std::uint32_t>(end - pk_buf_.data()) -
+                                    static_cast<std::uint32_t>(partition_key.size()),
+                                static_cast<std::uint32_t>(partition_key.size())});
+    if (pk_table_.size() * 2 > pk_index_.size()) grow_index(pk_index_);
+  }
+  if (explicit_hash_key && ehk_found < 0) {
+    ehk_index_[ehk_slot] = Slot{eh, static_cast<std::uint32_t>(ehk_index), generation_};
+    ehk_keys_.push_back(*explicit_hash_key);
+    ehk_table_.emplace_back(digits, digits_len);
+    if (ehk_table_.size() * 2 > ehk_index_.size()) grow_index(ehk_index_);
+  }
+  // The Record message: field 1 (pk index), field 2 (ehk index, only with an EHK), field 3.
+  const std::size_t at = rec_buf_.size();
+  rec_buf_.resize(at + record_size);
+  char* p = rec_buf_.data() + at;
+  std::size_t inner = 1 + varint_size(pk_index) + bytes_field_size(data.size());
+  if (ehk_index >= 0) inner += 1 + varint_size(static_cast<std::uint64_t>(ehk_index));
+  *p++ = 0x1A;
+  p = detail::put_varint(p, inner);
+  *p++ = 0x08;
+  p = detail::put_varint(p, pk_index);
+  if (ehk_index >= 0) {
+    *p++ = 0x10;
+    p = detail::put_varint(p, static_cast<std::uint64_t>(ehk_index));
+  }
+  detail::put_bytes_field(p, 0x1A, data);
+  proto_size_ += added;
+  if (count_ == 0) first_ = First{partition_key, data, hash_key};
+  ++count_;
+  return true;
+}
+
+void AggregateBuilder::serialize_aggregate(std::string& out, bool digest) const {
   const std::size_t start = out.size();
   out.resize(start + kAggregationOverhead + proto_size_);
   char* const base = out.data() + start;
   std::memcpy(base, kAggregationMagic.data(), kAggregationMagic.size());
   char* p = base + kAggregationMagic.size();
   char* const proto_begin = p;
-  for (std::string_view pk : pk_table_) p = detail::put_bytes_field(p, 0x0A, pk);
+  std::memcpy(p, pk_buf_.data(), pk_buf_.size());
+  p += pk_buf_.size();
   for (const std::string& ehk : ehk_table_) p = detail::put_bytes_field(p, 0x12, ehk);
-  for (const Entry& e : records_) {
-    std::size_t inner = 1 + varint_size(e.pk_index) + bytes_field_size(e.data.size());
-    if (e.ehk_index >= 0) inner += 1 + varint_size(static_cast<std::uint64_t>(e.ehk_index));
-    *p++ = 0x1A;
-    p = detail::put_varint(p, inner);
-    *p++ = 0x08;
-    p = detail::put_varint(p, e.pk_index);
-    if (e.ehk_index >= 0) {
-      *p++ = 0x10;
-      p = detail::put_varint(p, static_cast<std::uint64_t>(e.ehk_index));
-    }
-    p = detail::put_bytes_field(p, 0x1A, e.data);
+  std::memcpy(p, rec_buf_.data(), rec_buf_.size());
+  p += rec_buf_.size();
+  if (!digest) {
+    std::memset(p, 0, 16);
+    return;
   }
   const detail::Md5Digest d =
       detail::md5(std::string_view(proto_begin, static_cast<std::size_t>(p - proto_begin)));
   std::memcpy(p, d.data(), d.size());
 }
 
-KinesisRecord AggregateBuilder::build() const {
+void AggregateBuilder::digest_aggregates(std::span<std::string* const> aggregates) {
+  constexpr std::size_t kMagic = kAggregationMagic.size();
+  std::vector<std::string_view> protos;
+  protos.reserve(aggregates.size());
+  for (const std::string* a : aggregates)
+    protos.emplace_back(a->data() + kMagic, a->size() - kAggregationOverhead);
+  std::vector<detail::Md5Digest> digests(protos.size());
+  detail::md5_many(protos, digests);
+  for (std::size_t i = 0; i < aggregates.size(); ++i)
+    std::memcpy(aggregates[i]->data() + aggregates[i]->size() - 16, digests[i].data(), 16);
+}
+
+KinesisRecord AggregateBuilder::build(bool digest) const {
   KinesisRecord r;
-  if (records_.size() == 1) {
+  if (count_ == 1) {
     // The KPL never emits a one-record aggregate: the record goes out as itself.
-    const Entry& e = records_.front();
-    r.partition_key.assign(e.partition_key);
-    r.explicit_hash_key = e.hash_key.to_decimal();
-    r.data.assign(e.data);
+    r.partition_key.assign(first_.partition_key);
+    r.explicit_hash_key = first_.hash_key.to_decimal();
+    r.data.assign(first_.data);
     return r;
   }
   r.partition_key = "a";
-  r.explicit_hash_key = records_.front().hash_key.to_decimal();
+  r.explicit_hash_key = first_.hash_key.to_decimal();
   r.data.reserve(kAggregationOverhead + proto_size_);
-  serialize_aggregate(r.data);
+  serialize_aggregate(r.data, digest);
   return r;
 }
 
 void AggregateBuilder::clear() noexcept {
-  records_.clear();
+  count_ = 0;
+  first_ = First{};
   pk_table_.clear();
+  pk_buf_.clear();
+  rec_buf_.clear();
   ehk_table_.clear();
   ehk_keys_.clear();
   // Empty both indexes in O(1): slots of older generations count as free.

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,14 @@ using Md5Digest = std::array<unsigned char, 16>;
 
 /// MD5 of `bytes` (OpenSSL's assembly implementation).
 Md5Digest md5(std::string_view bytes) noexcept;
+
+/// MD5 of each input into out[i] (for i < min of the sizes). With AVX-512 it hashes up to 16
+/// inputs side by side (src/core/md5_multi.cc); otherwise, or with force_scalar, it calls md5()
+/// on each. The digests are the same either way.
+void md5_many(std::span<const std::string_view> inputs, std::span<Md5Digest> out,
+              bool force_scalar = false) noexcept;
+/// Whether md5_many() runs vectorized on this CPU.
+bool md5_many_is_vectorized() noexcept;
 
 /// Lower-case hex of bytes.
 std::string to_hex(const unsigned char* bytes, std::size_t n);

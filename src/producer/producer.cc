@@ -88,11 +88,15 @@ std::string error_code_of(const Status& s) {
   }
 }
 
+// Records are pooled: put() takes one from the spare list, the callback thread gives it back
+// once the callback has run (see Impl::recycle). Without the pool, every record was allocated
+// on the caller's thread and freed on another, which kept glibc's malloc busy consolidating
+// across arenas: about a third of the producer's CPU.
 struct UserRec {
   std::uint32_t stream = 0;
-  // The partition key and the data share one allocation: fewer heap objects per record and
-  // fewer cache misses while thousands of records wait in per-shard aggregators.
+  // The partition key and the data share one buffer, kept across reuses of the record.
   std::unique_ptr<char[]> bytes_buf;
+  std::size_t bytes_cap = 0;
   std::string_view pk;
   std::string_view data;
   std::optional<HashKey> ehk;
@@ -108,7 +112,8 @@ using URec = std::unique_ptr<UserRec>;
 struct KRec {
   std::vector<URec> users;
   KinesisRecord rec;
-  int shard = -1;  // predicted shard index in the stream's current map, -1: none
+  int shard = -1;             // predicted shard index in the stream's current map, -1: none
+  bool needs_digest = false;  // an aggregate whose MD5 trailer start() fills
   std::string predicted_shard_id;
   TimePoint deadline = TimePoint::max(), expiration = TimePoint::max();
   std::size_t size() const { return rec.partition_key.size() + rec.data.size(); }
@@ -172,10 +177,36 @@ struct MapResult {
   Result<std::vector<Shard>> shards;
 };
 
-struct Finished {
-  PutCallback cb;
-  PutResult result;
+// How the records of a finished batch ended. Entry 0 of every batch means "failed": the
+// record's attempt list is complete. The others are one stored Kinesis record each (an
+// aggregate's user records share it); the callback thread appends the successful attempt.
+struct Outcome {
+  bool stored = false;
+  std::string shard_id;
+  std::string sequence_number;
+  TimePoint sent{};
+  std::chrono::milliseconds duration{0};
 };
+
+// A resolved record on its way to the callback thread. The pipeline thread does not touch a
+// stored record again after sending it (with many shards each touch was a cache miss): the
+// callback thread completes its attempt, its metrics and its PutResult, whose strings and
+// attempt list are then allocated and (usually) freed on that one thread.
+struct Finished {
+  std::unique_ptr<UserRec> rec;
+  std::uint32_t outcome = 0;  // index into FinishedBatch::outcomes
+};
+
+struct FinishedBatch {
+  std::vector<Finished> done;
+  std::vector<Outcome> outcomes{Outcome{}};
+};
+
+// The largest buffer a spare record keeps, and how often spare records that went unused are
+// returned to the allocator (half of the surplus each time, so after a burst the pool shrinks
+// within seconds, while a steady flow reuses records without touching malloc).
+constexpr std::size_t kMaxSpareBuffer = 1024;
+constexpr Dur kSpareTrimInterval = 1s;
 
 class KinesisClientApi final : public KinesisApi {
  public:
@@ -242,22 +273,8 @@ class Producer::Impl {
     if (stream.empty()) return Status::invalid_argument("stream name is empty");
     auto hash = validate_user_record(pk, ehk, data.size(), limits_.max_record_size);
     if (!hash.ok()) return std::move(hash).status();
-    auto rec = std::make_unique<UserRec>();
-    rec->bytes_buf = std::make_unique_for_overwrite<char[]>(pk.size() + data.size());
-    if (!pk.empty()) std::memcpy(rec->bytes_buf.get(), pk.data(), pk.size());
-    if (!data.empty()) std::memcpy(rec->bytes_buf.get() + pk.size(), data.data(), data.size());
-    rec->pk = std::string_view(rec->bytes_buf.get(), pk.size());
-    rec->data = std::string_view(rec->bytes_buf.get() + pk.size(), data.size());
-    if (ehk) rec->ehk = *hash;
-    rec->hash = *hash;
-    rec->cb = std::move(cb);
-    rec->bytes = pk.size() + data.size();
+    const std::size_t bytes = pk.size() + data.size();
     const TimePoint now = clock_->now();
-    rec->arrival = now;
-    rec->last_end = now;
-    rec->expiration = now + std::chrono::milliseconds(cfg_.record_ttl);
-    rec->deadline =
-        std::min(rec->expiration, now + std::chrono::milliseconds(cfg_.record_max_buffered_time));
 
     std::unique_lock<std::mutex> lock(mu_);
     if (closed_) return Status::failed_precondition("the producer is closed");
@@ -265,8 +282,7 @@ class Producer::Impl {
       return outstanding_records_ == 0 ||
              (outstanding_records_ + 1 <=
                   static_cast<std::uint64_t>(cfg_.max_outstanding_records) &&
-              outstanding_bytes_ + rec->bytes <=
-                  static_cast<std::uint64_t>(cfg_.max_outstanding_bytes));
+              outstanding_bytes_ + bytes <= static_cast<std::uint64_t>(cfg_.max_outstanding_bytes));
     };
     if (!has_room()) {
       if (!block || opts_.manual_pump) {
@@ -287,9 +303,34 @@ class Producer::Impl {
       it = stream_ids_.emplace(std::string(stream), static_cast<std::uint32_t>(stream_ids_.size()))
                .first;
     }
+    URec rec;
+    if (spare_.empty()) {
+      rec = std::make_unique<UserRec>();
+    } else {
+      rec = std::move(spare_.back());
+      spare_.pop_back();
+      spare_low_ = std::min(spare_low_, spare_.size());
+    }
+    if (rec->bytes_cap < bytes) {
+      rec->bytes_buf = std::make_unique_for_overwrite<char[]>(bytes);
+      rec->bytes_cap = bytes;
+    }
+    if (!pk.empty()) std::memcpy(rec->bytes_buf.get(), pk.data(), pk.size());
+    if (!data.empty()) std::memcpy(rec->bytes_buf.get() + pk.size(), data.data(), data.size());
+    rec->pk = std::string_view(rec->bytes_buf.get(), pk.size());
+    rec->data = std::string_view(rec->bytes_buf.get() + pk.size(), data.size());
+    if (ehk) rec->ehk = *hash;
+    rec->hash = *hash;
+    rec->cb = std::move(cb);
+    rec->bytes = bytes;
+    rec->arrival = now;
+    rec->last_end = now;
+    rec->expiration = now + std::chrono::milliseconds(cfg_.record_ttl);
+    rec->deadline =
+        std::min(rec->expiration, now + std::chrono::milliseconds(cfg_.record_max_buffered_time));
     rec->stream = it->second;
     ++outstanding_records_;
-    outstanding_bytes_ += rec->bytes;
+    outstanding_bytes_ += bytes;
     ++received_;
     const bool wake = intake_.empty();
     intake_.push_back(std::move(rec));
@@ -433,36 +474,62 @@ class Producer::Impl {
   }
 
   void callback_loop() {
-    std::vector<Finished> batch;
+    std::vector<FinishedBatch> batches;
     while (true) {
-      std::uint64_t bytes = 0;
       {
         std::unique_lock<std::mutex> lock(cb_mu_);
         cb_cv_.wait(lock, [&] { return cb_stop_ || !cb_queue_.empty(); });
         if (cb_queue_.empty() && cb_stop_) return;
-        batch.swap(cb_queue_);
-        bytes = cb_queue_bytes_;
-        cb_queue_bytes_ = 0;
+        batches.swap(cb_queue_);
       }
-      run_callbacks(batch);
-      release(batch.size(), bytes);
-      batch.clear();
+      for (FinishedBatch& b : batches) complete(b);
+      batches.clear();
     }
   }
 
-  // A record stops counting as outstanding once its callback has run, so flush_sync() and
-  // close() return only after the callbacks.
-  void release(std::size_t records, std::uint64_t bytes) {
-    if (records == 0) return;
+  // Run a batch's callbacks, account for it, and give its records back to the spare list.
+  std::size_t complete(FinishedBatch& batch) {
+    if (batch.done.empty()) return 0;
+    CallbackStats stats;
+    run_callbacks(batch, stats);
+    {
+      std::lock_guard<std::mutex> lock(metrics_mu_);
+      metrics_.user_records_put += stats.put;
+      metrics_.user_records_failed += stats.failed;
+      metrics_.user_records_data_put += stats.data_put;
+      metrics_.retries += static_cast<std::uint64_t>(stats.retries.sum);
+      merge_stat(metrics_.retries_per_record, stats.retries);
+      merge_stat(metrics_.buffering_time_ms, stats.buffering);
+    }
+    // A record stops counting as outstanding once its callback has run, so flush_sync() and
+    // close() return only after the callbacks.
+    const std::size_t n = batch.done.size();
     bool drained = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      outstanding_records_ -= records;
-      outstanding_bytes_ -= bytes;
+      outstanding_records_ -= n;
+      outstanding_bytes_ -= stats.bytes;
       drained = outstanding_records_ == 0;
+      for (Finished& f : batch.done) spare_.push_back(std::move(f.rec));
     }
     room_cv_.notify_all();
     if (drained) drained_cv_.notify_all();
+    return n;
+  }
+
+  // Free half of the spare records that no put() needed since the last trim.
+  void trim_spare(TimePoint now) {
+    if (now < next_spare_trim_) return;
+    next_spare_trim_ = now + kSpareTrimInterval;
+    std::vector<URec> surplus;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const std::size_t n = (spare_low_ + 1) / 2;
+      const auto first = spare_.begin() + static_cast<std::ptrdiff_t>(spare_.size() - n);
+      surplus.assign(std::make_move_iterator(first), std::make_move_iterator(spare_.end()));
+      spare_.erase(first, spare_.end());
+      spare_low_ = spare_.size();
+    }
   }
 
   void mapper_loop() {
@@ -484,31 +551,70 @@ class Producer::Impl {
     }
   }
 
-  void run_callbacks(std::vector<Finished>& batch) {
-    for (Finished& f : batch) {
-      if (!f.cb) continue;
-      try {
-        f.cb(std::move(f.result));
-      } catch (const std::exception& e) {
-        log(LogLevel::kError, std::string("a put callback threw: ") + e.what());
-      } catch (...) {
-        log(LogLevel::kError, "a put callback threw a non-exception");
+  struct CallbackStats {
+    std::uint64_t put = 0, failed = 0, data_put = 0, bytes = 0;
+    MetricStat retries, buffering;
+  };
+
+  void run_callbacks(FinishedBatch& batch, CallbackStats& stats) {
+    // One PutResult serves every callback: assigning into it reuses its strings' and attempt
+    // list's capacity, so a callback that only reads its result costs no allocation. (One that
+    // moves from it leaves it valid but empty; the next assignment allocates again.)
+    PutResult& r = callback_result_;
+    const std::size_t n = batch.done.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + 8 < n) __builtin_prefetch(batch.done[i + 8].rec.get(), 1);
+      Finished& f = batch.done[i];
+      UserRec& u = *f.rec;
+      const Outcome& o = batch.outcomes[f.outcome];
+      if (o.stored) {
+        Attempt& a = u.attempts.emplace_back();
+        a.delay = ms_between(u.last_end, o.sent);
+        a.duration = o.duration;
+        a.success = true;
+        stats.buffering.add(static_cast<double>(a.delay.count()));
+        ++stats.put;
+        stats.data_put += u.data.size();
+      } else {
+        ++stats.failed;
       }
+      stats.retries.add(u.attempts.empty() ? 0.0 : static_cast<double>(u.attempts.size() - 1));
+      stats.bytes += u.bytes;
+      if (u.cb) {
+        r.success = o.stored;
+        r.shard_id.assign(o.shard_id);
+        r.sequence_number.assign(o.sequence_number);
+        r.attempts.assign(u.attempts.begin(), u.attempts.end());
+        PutCallback cb = std::move(u.cb);
+        u.cb = nullptr;
+        try {
+          cb(std::move(r));
+        } catch (const std::exception& e) {
+          log(LogLevel::kError, std::string("a put callback threw: ") + e.what());
+        } catch (...) {
+          log(LogLevel::kError, "a put callback threw a non-exception");
+        }
+      }
+      // Ready for reuse: the attempt list keeps its capacity, a large buffer does not.
+      u.attempts.clear();
+      u.ehk.reset();
+      if (u.bytes_cap > kMaxSpareBuffer) {
+        u.bytes_buf.reset();
+        u.bytes_cap = 0;
+      }
+      u.pk = u.data = {};
     }
   }
 
   std::size_t deliver_callbacks_inline() {
-    std::vector<Finished> batch;
-    std::uint64_t bytes = 0;
+    std::vector<FinishedBatch> batches;
     {
       std::lock_guard<std::mutex> lock(cb_mu_);
-      batch.swap(cb_queue_);
-      bytes = cb_queue_bytes_;
-      cb_queue_bytes_ = 0;
+      batches.swap(cb_queue_);
     }
-    run_callbacks(batch);
-    release(batch.size(), bytes);
-    return batch.size();
+    std::size_t n = 0;
+    for (FinishedBatch& b : batches) n += complete(b);
+    return n;
   }
 
   void log(LogLevel level, std::string_view message) const {
@@ -538,6 +644,7 @@ class Producer::Impl {
       flush_requested_ = false;
     }
     for (MapResult& m : maps) on_map(m, now);
+    std::size_t routable = 0;
     for (URec& r : intake) {
       ensure_stream(r->stream);
       StreamState& st = streams_[r->stream];
@@ -547,8 +654,11 @@ class Producer::Impl {
         st.waiting.push_back(std::move(r));
         continue;
       }
-      route(std::move(r));
+      if (routable != static_cast<std::size_t>(&r - intake.data())) intake[routable] = std::move(r);
+      ++routable;
     }
+    intake.resize(routable);
+    route_batch(intake);
     for (Completion& c : completions) on_completion(c, now);
     if (now >= next_sweep_ || flush_all) {
       sweep_expired(now);
@@ -594,6 +704,7 @@ class Producer::Impl {
     }
     next = std::min(next, next_scan_);
     publish_finished();
+    trim_spare(now);
     {
       std::lock_guard<std::mutex> lock(mu_);
       next_wake_ = next;
@@ -722,6 +833,37 @@ class Producer::Impl {
     return static_cast<int>(it - st.shards.begin());
   }
 
+  // Route a batch grouped by predicted shard, each shard's records in arrival order: a shard's
+  // aggregator then takes its records in one run while its tables are in cache. (Routing in
+  // arrival order touched a different aggregator on nearly every record with many shards.)
+  void route_batch(std::vector<URec>& batch) {
+    if (batch.size() < 64) {
+      for (URec& u : batch) route(std::move(u));
+      return;
+    }
+    // Bucket b: stream s's shard i is bucket_base[s] + 1 + i; bucket_base[s] is "no shard".
+    std::vector<std::uint32_t>& base = route_bucket_base_;
+    base.assign(streams_.size() + 1, 0);
+    for (std::size_t s = 0; s < streams_.size(); ++s)
+      base[s + 1] = base[s] + 1 + static_cast<std::uint32_t>(streams_[s].shards.size());
+    std::vector<std::uint32_t>& bucket = route_bucket_;
+    bucket.resize(batch.size());
+    std::vector<std::uint32_t>& start = route_bucket_start_;
+    start.assign(base.back() + 1, 0);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const UserRec& u = *batch[i];
+      const int shard = predict(streams_[u.stream], u.hash);
+      bucket[i] = base[u.stream] + 1 + static_cast<std::uint32_t>(shard);
+      ++start[bucket[i] + 1];
+    }
+    for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+    std::vector<URec>& sorted = route_sorted_;
+    sorted.resize(batch.size());
+    for (std::size_t i = 0; i < batch.size(); ++i) sorted[start[bucket[i]]++] = std::move(batch[i]);
+    for (URec& u : sorted) route(std::move(u));
+    sorted.clear();
+  }
+
   void route(URec u) {
     StreamState& st = streams_[u->stream];
     const int shard = predict(st, u->hash);
@@ -733,8 +875,10 @@ class Producer::Impl {
     }
     ShardState& sh = st.shards[static_cast<std::size_t>(shard)];
     const std::uint32_t u_stream = u->stream;
-    if (!sh.builder.fits(u->pk, u->ehk, u->data.size())) flush_aggregate(u_stream, shard);
-    sh.builder.add(u->pk, u->ehk, u->data, u->hash);
+    if (!sh.builder.try_add(u->pk, u->ehk, u->data, u->hash)) {
+      flush_aggregate(u_stream, shard);
+      sh.builder.add(u->pk, u->ehk, u->data, u->hash);
+    }
     sh.agg_deadline = std::min(sh.agg_deadline, u->deadline);
     next_scan_ = std::min(next_scan_, sh.agg_deadline);
     sh.agg_expiration = std::min(sh.agg_expiration, u->expiration);
@@ -770,7 +914,9 @@ class Producer::Impl {
     KRec k;
     k.shard = shard;
     k.predicted_shard_id = sh.shard_id;
-    k.rec = sh.builder.build();
+    // The MD5 trailer is filled when the request is sent, for all its aggregates at once.
+    k.needs_digest = sh.builder.count() > 1;
+    k.rec = sh.builder.build(/*digest=*/!k.needs_digest);
     k.deadline = sh.agg_deadline;
     k.expiration = sh.agg_expiration;
     k.users = std::move(sh.members);
@@ -875,29 +1021,28 @@ class Producer::Impl {
     const std::uint32_t s = req.stream;
     StreamState& st = streams_[s];
     req.sent = now;
+    // The user records' attempts are written when the request completes (see
+    // begin_attempts): touching every record here as well cost a cache miss per record.
+    std::vector<std::string*> undigested;
+    for (KRec& k : req.krecs) {
+      if (k.needs_digest) undigested.push_back(&k.rec.data);
+      k.needs_digest = false;
+    }
+    AggregateBuilder::digest_aggregates(undigested);
     std::vector<PutRecordsEntry> entries;
     entries.reserve(req.krecs.size());
     std::size_t users = 0;
     for (KRec& k : req.krecs) {
       entries.push_back({k.rec.partition_key, k.rec.data, k.rec.explicit_hash_key});
       users += k.users.size();
-      for (URec& u : k.users) {
-        // BufferingTime: from the previous attempt's end (or arrival) to this send.
-        Attempt a;
-        a.delay = ms_between(u->last_end, now);
-        u->attempts.push_back(std::move(a));
-      }
     }
     {
       std::lock_guard<std::mutex> lock(metrics_mu_);
       ++metrics_.put_records_requests;
       metrics_.kinesis_records_per_put_records_request.add(static_cast<double>(req.krecs.size()));
       metrics_.user_records_per_put_records_request.add(static_cast<double>(users));
-      for (const KRec& k : req.krecs) {
+      for (const KRec& k : req.krecs)
         metrics_.user_records_per_kinesis_record.add(static_cast<double>(k.users.size()));
-        for (const URec& u : k.users)
-          metrics_.buffering_time_ms.add(static_cast<double>(u->attempts.back().delay.count()));
-      }
     }
     const StreamRef ref = st.ref;
     in_flight_.emplace(id, std::move(req));
@@ -928,10 +1073,13 @@ class Producer::Impl {
     }
     StreamState& st = streams_[req.stream];
     const bool mismatch = c.result.ok() && c.result->records.size() != req.krecs.size();
+    // Records that are not stored get their attempt here; stored ones on the callback thread.
+    MetricStat buffering;
+    auto attempted = [&](KRec& k) { begin_attempts(k, req.sent, duration, buffering); };
     for (std::size_t i = 0; i < req.krecs.size(); ++i) {
       KRec& k = req.krecs[i];
-      for (URec& u : k.users) u->attempts.back().duration = duration;
       if (!c.result.ok()) {
+        attempted(k);
         const Status& s = c.result.status();
         count_error(error_code_of(s));
         on_failure(req.stream, k, error_code_of(s), std::string(s.message()), s.retry(),
@@ -939,6 +1087,7 @@ class Producer::Impl {
         continue;
       }
       if (mismatch) {
+        attempted(k);
         count_error("RecordCountMismatch");
         fail_all(k, "RecordCountMismatch",
                  "PutRecords answered " + std::to_string(c.result->records.size()) +
@@ -948,6 +1097,7 @@ class Producer::Impl {
       }
       const PutRecordsResultEntry& e = c.result->records[i];
       if (!e.ok()) {
+        attempted(k);
         count_error(e.error_code);
         const auto* info = detail::find_aws_error(e.error_code);
         const RetryClass rc = info ? info->retry : RetryClass::kSameCall;
@@ -960,6 +1110,7 @@ class Producer::Impl {
         if (k.users.size() > 1) {
           // An aggregate on a shard that does not own all its records: a KCL consumer drops
           // it, so every user record in it goes again (at-least-once, never lost).
+          attempted(k);
           count_error("WrongShard");
           retry_users(req.stream, k, "WrongShard",
                       "aggregate landed on " + e.shard_id + ", predicted " + k.predicted_shard_id,
@@ -967,8 +1118,35 @@ class Producer::Impl {
           continue;
         }
       }
-      on_success(st, k, e);
+      on_success(st, k, e, req.sent, duration);
     }
+    if (buffering.count) {
+      std::lock_guard<std::mutex> lock(metrics_mu_);
+      merge_stat(metrics_.buffering_time_ms, buffering);
+    }
+  }
+
+  // Record the attempt a completed (or cancelled) request made for each of k's user records.
+  // BufferingTime: from the previous attempt's end (or arrival) to the send.
+  static void begin_attempts(KRec& k, TimePoint sent, std::chrono::milliseconds duration,
+                             MetricStat& buffering) {
+    const std::size_t n = k.users.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + 8 < n) __builtin_prefetch(k.users[i + 8].get(), 1);
+      UserRec& u = *k.users[i];
+      Attempt& a = u.attempts.emplace_back();
+      a.delay = ms_between(u.last_end, sent);
+      a.duration = duration;
+      buffering.add(static_cast<double>(a.delay.count()));
+    }
+  }
+
+  static void merge_stat(MetricStat& into, const MetricStat& from) {
+    if (from.count == 0) return;
+    if (into.count == 0 || from.min < into.min) into.min = from.min;
+    if (into.count == 0 || from.max > into.max) into.max = from.max;
+    into.count += from.count;
+    into.sum += from.sum;
   }
 
   void count_error(const std::string& code) {
@@ -977,7 +1155,8 @@ class Producer::Impl {
     ++metrics_.all_errors;
   }
 
-  void on_success(StreamState& st, KRec& k, const PutRecordsResultEntry& e) {
+  void on_success(StreamState& st, KRec& k, const PutRecordsResultEntry& e, TimePoint sent,
+                  std::chrono::milliseconds duration) {
     if (k.shard >= 0 && static_cast<std::size_t>(k.shard) < st.shards.size() &&
         st.shards[static_cast<std::size_t>(k.shard)].shard_id == k.predicted_shard_id) {
       ShardState& sh = st.shards[static_cast<std::size_t>(k.shard)];
@@ -989,14 +1168,9 @@ class Producer::Impl {
       ++metrics_.kinesis_records_put;
       metrics_.kinesis_records_data_put += k.rec.data.size();
     }
-    for (URec& u : k.users) {
-      u->attempts.back().success = true;
-      PutResult r;
-      r.success = true;
-      r.shard_id = e.shard_id;
-      r.sequence_number = e.sequence_number;
-      finish(std::move(u), std::move(r));
-    }
+    const auto outcome = static_cast<std::uint32_t>(batch_.outcomes.size());
+    batch_.outcomes.push_back(Outcome{true, e.shard_id, e.sequence_number, sent, duration});
+    for (URec& u : k.users) batch_.done.push_back(Finished{std::move(u), outcome});
   }
 
   void on_failure(std::uint32_t s, KRec& k, const std::string& code, const std::string& message,
@@ -1054,7 +1228,7 @@ class Producer::Impl {
       a.error_code = code;
       a.error_message = message;
       u->last_end = now;
-      finish(std::move(u), PutResult{});
+      finish(std::move(u));
     }
     k.users.clear();
   }
@@ -1071,7 +1245,7 @@ class Producer::Impl {
       ++metrics_.user_record_expired;
       ++metrics_.errors_by_code["UserRecordExpired"];
     }
-    finish(std::move(u), PutResult{});
+    finish(std::move(u));
   }
 
   // Fail every record whose TTL has passed and that is not in flight: in aggregators,
@@ -1191,13 +1365,8 @@ class Producer::Impl {
       a.delay = ms_between(u->last_end, now);
       a.error_code = "Cancelled";
       a.error_message = "the producer was closed before the record was delivered";
-      if (!u->attempts.empty() && u->attempts.back().error_code.empty() &&
-          !u->attempts.back().success) {
-        u->attempts.back() = a;  // the attempt in flight never completed
-      } else {
-        u->attempts.push_back(a);
-      }
-      finish(std::move(u), PutResult{});
+      u->attempts.push_back(std::move(a));
+      finish(std::move(u));
     };
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -1224,9 +1393,20 @@ class Producer::Impl {
         for (URec& u : k.users) cancel(std::move(u));
       st.collector.clear();
     }
-    for (auto& [id, req] : in_flight_)
-      for (KRec& k : req.krecs)
-        for (URec& u : k.users) cancel(std::move(u));
+    for (auto& [id, req] : in_flight_) {
+      MetricStat unused;
+      for (KRec& k : req.krecs) {
+        // The attempt in flight never completed.
+        begin_attempts(k, req.sent, ms_between(req.sent, now), unused);
+        for (URec& u : k.users) {
+          Attempt& a = u->attempts.back();
+          a.error_code = "Cancelled";
+          a.error_message = "the producer was closed before the record was delivered";
+          u->last_end = now;
+          finish(std::move(u));
+        }
+      }
+    }
     in_flight_.clear();
     for (InFlight& req : ready_)
       for (KRec& k : req.krecs)
@@ -1235,51 +1415,18 @@ class Producer::Impl {
     publish_finished();
   }
 
-  // Resolve a record. Results, metrics and the outstanding counters are batched and handed
-  // over once per pipeline pass (publish_finished), not per record.
-  void finish(URec u, PutResult r) {
-    r.attempts = std::move(u->attempts);
-    const double retries = r.attempts.empty() ? 0.0 : static_cast<double>(r.attempts.size() - 1);
-    if (r.success) {
-      ++batch_.put;
-      batch_.data_put += u->data.size();
-    } else {
-      ++batch_.failed;
-    }
-    batch_.retries.add(retries);
-    batch_.bytes += u->bytes;
-    batch_.done.push_back(Finished{std::move(u->cb), std::move(r)});
-  }
+  // Fail a record whose attempt list is complete. Results are handed to the callback thread
+  // once per pipeline pass (publish_finished), not per record; it also does the accounting.
+  void finish(URec u) { batch_.done.push_back(Finished{std::move(u), 0}); }
 
   void publish_finished() {
     if (batch_.done.empty()) return;
     {
-      std::lock_guard<std::mutex> lock(metrics_mu_);
-      metrics_.user_records_put += batch_.put;
-      metrics_.user_records_failed += batch_.failed;
-      metrics_.user_records_data_put += batch_.data_put;
-      metrics_.retries += static_cast<std::uint64_t>(batch_.retries.sum);
-      MetricStat& m = metrics_.retries_per_record;
-      if (batch_.retries.count) {
-        if (m.count == 0 || batch_.retries.min < m.min) m.min = batch_.retries.min;
-        if (m.count == 0 || batch_.retries.max > m.max) m.max = batch_.retries.max;
-        m.count += batch_.retries.count;
-        m.sum += batch_.retries.sum;
-      }
-    }
-    {
       std::lock_guard<std::mutex> lock(cb_mu_);
-      if (cb_queue_.empty()) {
-        cb_queue_.swap(batch_.done);
-      } else {
-        for (Finished& f : batch_.done) cb_queue_.push_back(std::move(f));
-      }
-      cb_queue_bytes_ += batch_.bytes;
+      cb_queue_.push_back(std::move(batch_));
     }
     cb_cv_.notify_one();
-    batch_.done.clear();
-    batch_.put = batch_.failed = batch_.data_put = batch_.bytes = 0;
-    batch_.retries = MetricStat{};
+    batch_ = FinishedBatch{};
   }
 
   // ---- state -------------------------------------------------------------------------------
@@ -1300,6 +1447,8 @@ class Producer::Impl {
   std::vector<MapResult> map_results_;
   std::deque<std::pair<std::uint32_t, StreamRef>> map_jobs_;
   std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>> stream_ids_;
+  std::vector<URec> spare_;    // records for put() to reuse
+  std::size_t spare_low_ = 0;  // the fewest spare records since the last trim
   std::uint64_t outstanding_records_ = 0, outstanding_bytes_ = 0, received_ = 0;
   bool closed_ = false, joined_ = false, stopping_ = false, flush_requested_ = false,
        cancel_requested_ = false;
@@ -1315,17 +1464,17 @@ class Producer::Impl {
   std::uint64_t next_request_id_ = 1;
   TimePoint next_sweep_{};
   std::vector<URec> cancel_intake_;
-  struct FinishedBatch {
-    std::vector<Finished> done;
-    std::uint64_t put = 0, failed = 0, data_put = 0, bytes = 0;
-    MetricStat retries;
-  } batch_;
+  // route_batch's scratch space, kept across passes.
+  std::vector<std::uint32_t> route_bucket_base_, route_bucket_, route_bucket_start_;
+  std::vector<URec> route_sorted_;
+  TimePoint next_spare_trim_{};
+  FinishedBatch batch_;  // resolved in this pass
 
   // Callback queue.
   std::mutex cb_mu_;
   std::condition_variable cb_cv_;
-  std::vector<Finished> cb_queue_;
-  std::uint64_t cb_queue_bytes_ = 0;
+  std::vector<FinishedBatch> cb_queue_;
+  PutResult callback_result_;  // callback thread (or pump()) only
   bool cb_stop_ = false;
 
   mutable std::mutex metrics_mu_;

@@ -5,6 +5,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 #include "core/digest.h"
 #include "shardline/hash_key.h"
@@ -122,6 +123,43 @@ TEST(Digest, Md5KnownAnswers) {
   };
   EXPECT_EQ(hex(""), "d41d8cd98f00b204e9800998ecf8427e");
   EXPECT_EQ(hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
+}
+
+// md5_many against OpenSSL's EVP MD5 (an independent implementation) on every length around
+// the one- and two-padding-block boundaries, mixed lengths in one call, and group sizes that
+// leave lanes empty.
+TEST(Digest, Md5ManyMatchesOpenSslForEveryLengthAndGroupSize) {
+  auto evp_md5 = [](std::string_view s) {
+    detail::Md5Digest d{};
+    unsigned int len = 0;
+    EXPECT_EQ(EVP_Digest(s.data(), s.size(), d.data(), &len, EVP_md5(), nullptr), 1);
+    return d;
+  };
+  std::mt19937_64 rng(7);
+  std::vector<std::string> msgs;
+  for (std::size_t len = 0; len <= 200; ++len) {
+    std::string m(len, '\0');
+    for (char& c : m) c = static_cast<char>(rng());
+    msgs.push_back(std::move(m));
+  }
+  for (std::size_t len : std::vector<std::size_t>{1000, 4095, 4096, 51200, 65537}) {
+    std::string m(len, '\0');
+    for (char& c : m) c = static_cast<char>(rng());
+    msgs.push_back(std::move(m));
+  }
+  for (std::size_t count : std::vector<std::size_t>{0, 1, 2, 3, 15, 16, 17, 33, msgs.size()}) {
+    std::vector<std::string_view> in;
+    for (std::size_t i = 0; i < count; ++i) in.push_back(msgs[(i * 37) % msgs.size()]);
+    for (bool scalar : {false, true}) {
+      std::vector<detail::Md5Digest> out(count);
+      detail::md5_many(in, out, scalar);
+      for (std::size_t i = 0; i < count; ++i) {
+        ASSERT_EQ(out[i], evp_md5(in[i])) << "count " << count << ", input " << i << " ("
+                                          << in[i].size() << " bytes), scalar " << scalar;
+      }
+    }
+  }
+  if (!detail::md5_many_is_vectorized()) GTEST_SKIP() << "no AVX-512: only the scalar path ran";
 }
 
 TEST(Digest, Base64Rfc4648Vectors) {
