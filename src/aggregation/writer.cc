@@ -86,12 +86,23 @@ AggregateBuilder::AggregateBuilder(AggregationLimits limits) : limits_(limits) {
 }
 
 namespace {
-// FNV-1a, then a final mix: fast for the short keys of partition key tables.
+// Eight bytes at a time, then a final mix: fast for the short keys of partition key tables
+// (a byte-at-a-time FNV-1a cost a serial multiply per byte).
 std::uint64_t hash_bytes(std::string_view s) noexcept {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
+  std::uint64_t h = 0x9E3779B97F4A7C15ULL ^ s.size();
+  const char* p = s.data();
+  std::size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 31;
+  }
+  if (n) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+    h ^= h >> 29;
   }
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;

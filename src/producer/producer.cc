@@ -644,21 +644,26 @@ class Producer::Impl {
       flush_requested_ = false;
     }
     for (MapResult& m : maps) on_map(m, now);
-    std::size_t routable = 0;
-    for (URec& r : intake) {
-      ensure_stream(r->stream);
-      StreamState& st = streams_[r->stream];
-      if (!st.map_ready && !st.refreshing && now >= st.next_refresh) request_map(r->stream, now);
-      if (!st.map_ready && st.refreshing && cfg_.aggregation_enabled) {
-        st.waiting_deadline = std::min(st.waiting_deadline, r->deadline);
-        st.waiting.push_back(std::move(r));
-        continue;
+    // In chunks small enough to stay in cache across the passes over them.
+    constexpr std::size_t kChunk = 1024;
+    for (std::size_t begin = 0; begin < intake.size(); begin += kChunk) {
+      const std::size_t end = std::min(intake.size(), begin + kChunk);
+      std::size_t routable = begin;
+      for (std::size_t i = begin; i < end; ++i) {
+        URec& r = intake[i];
+        ensure_stream(r->stream);
+        StreamState& st = streams_[r->stream];
+        if (!st.map_ready && !st.refreshing && now >= st.next_refresh) request_map(r->stream, now);
+        if (!st.map_ready && st.refreshing && cfg_.aggregation_enabled) {
+          st.waiting_deadline = std::min(st.waiting_deadline, r->deadline);
+          st.waiting.push_back(std::move(r));
+          continue;
+        }
+        if (routable != i) intake[routable] = std::move(r);
+        ++routable;
       }
-      if (routable != static_cast<std::size_t>(&r - intake.data())) intake[routable] = std::move(r);
-      ++routable;
+      route_batch(std::span<URec>(intake.data() + begin, routable - begin));
     }
-    intake.resize(routable);
-    route_batch(intake);
     for (Completion& c : completions) on_completion(c, now);
     if (now >= next_sweep_ || flush_all) {
       sweep_expired(now);
@@ -836,7 +841,7 @@ class Producer::Impl {
   // Route a batch grouped by predicted shard, each shard's records in arrival order: a shard's
   // aggregator then takes its records in one run while its tables are in cache. (Routing in
   // arrival order touched a different aggregator on nearly every record with many shards.)
-  void route_batch(std::vector<URec>& batch) {
+  void route_batch(std::span<URec> batch) {
     if (batch.size() < 64) {
       for (URec& u : batch) route(std::move(u));
       return;
@@ -848,25 +853,34 @@ class Producer::Impl {
       base[s + 1] = base[s] + 1 + static_cast<std::uint32_t>(streams_[s].shards.size());
     std::vector<std::uint32_t>& bucket = route_bucket_;
     bucket.resize(batch.size());
+    std::vector<int>& shard_of = route_shard_;
+    shard_of.resize(batch.size());
     std::vector<std::uint32_t>& start = route_bucket_start_;
     start.assign(base.back() + 1, 0);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const UserRec& u = *batch[i];
       const int shard = predict(streams_[u.stream], u.hash);
+      shard_of[i] = shard;
       bucket[i] = base[u.stream] + 1 + static_cast<std::uint32_t>(shard);
       ++start[bucket[i] + 1];
     }
     for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
-    std::vector<URec>& sorted = route_sorted_;
+    std::vector<std::pair<URec, int>>& sorted = route_sorted_;
     sorted.resize(batch.size());
-    for (std::size_t i = 0; i < batch.size(); ++i) sorted[start[bucket[i]]++] = std::move(batch[i]);
-    for (URec& u : sorted) route(std::move(u));
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      sorted[start[bucket[i]]++] = {std::move(batch[i]), shard_of[i]};
+    for (auto& [u, shard] : sorted) route_to(std::move(u), shard);
     sorted.clear();
   }
 
   void route(URec u) {
+    const int shard = predict(streams_[u->stream], u->hash);
+    route_to(std::move(u), shard);
+  }
+
+  // `shard`: predict()'s answer for u.
+  void route_to(URec u, int shard) {
     StreamState& st = streams_[u->stream];
-    const int shard = predict(st, u->hash);
     if (shard < 0 || !cfg_.aggregation_enabled) {
       KRec k = single(std::move(u), shard, st);
       limiter_of(st, shard).limiter.push_back(std::move(k));
@@ -1466,7 +1480,8 @@ class Producer::Impl {
   std::vector<URec> cancel_intake_;
   // route_batch's scratch space, kept across passes.
   std::vector<std::uint32_t> route_bucket_base_, route_bucket_, route_bucket_start_;
-  std::vector<URec> route_sorted_;
+  std::vector<int> route_shard_;
+  std::vector<std::pair<URec, int>> route_sorted_;
   TimePoint next_spare_trim_{};
   FinishedBatch batch_;  // resolved in this pass
 
