@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <array>
 #include <span>
 #include <string>
 #include <string_view>
@@ -234,6 +235,12 @@ class Deaggregator {
   /// that is not a valid aggregate is appended as one raw record (see BlobKind).
   DecodeSummary decode(const KinesisRecordView& record, std::vector<UserRecordView>& out);
 
+  /// Optional, for speed: check the MD5 trailers of the aggregates among `datas` together
+  /// (side by side where the CPU allows). decode() calls that follow for the same buffers, in
+  /// the same order (records may be skipped), reuse the results; others digest as usual. The
+  /// results hold until the next predigest(); the buffers must not change in between.
+  void predigest(std::span<const std::string_view> datas);
+
   const DeaggregateOptions& options() const noexcept { return options_; }
 
  private:
@@ -245,6 +252,15 @@ class Deaggregator {
   std::vector<std::string_view> pk_table_;
   std::vector<std::string_view> ehk_table_;
   std::vector<detail::RecordSpan> records_;
+  struct Predigested {
+    const char* data;
+    std::size_t size;
+    bool md5_ok;
+  };
+  std::vector<Predigested> predigested_;
+  std::size_t predigest_next_ = 0;
+  std::vector<std::string_view> digest_in_;
+  std::vector<std::array<unsigned char, 16>> digest_out_;  // MD5 digests
 };
 
 /// True when `data` is an aggregate by the KCL's rule: magic, more than 16 bytes after it,

@@ -97,10 +97,21 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
     return pass_through(BlobKind::kPlain, "16 bytes or fewer after the magic");
   }
   const std::string_view proto = data.substr(4, data.size() - kAggregationOverhead);
-  const detail::Md5Digest md5 = detail::md5(proto);
-  if (std::memcmp(md5.data(), data.data() + data.size() - 16, 16) != 0) {
-    return pass_through(BlobKind::kInvalidAggregate, "md5 mismatch");
+  bool md5_ok = false;
+  bool predigested = false;
+  while (predigest_next_ < predigested_.size()) {
+    const Predigested& p = predigested_[predigest_next_++];
+    if (p.data == data.data() && p.size == data.size()) {
+      md5_ok = p.md5_ok;
+      predigested = true;
+      break;
+    }
   }
+  if (!predigested) {
+    const detail::Md5Digest md5 = detail::md5(proto);
+    md5_ok = std::memcmp(md5.data(), data.data() + data.size() - 16, 16) == 0;
+  }
+  if (!md5_ok) return pass_through(BlobKind::kInvalidAggregate, "md5 mismatch");
 
   pk_table_.clear();
   ehk_table_.clear();
@@ -168,9 +179,19 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
   sum.user_records = records_.size();
   const std::size_t first_out = out.size();
   if (filter_) {
-    // Keys repeat inside an aggregate (the table is indexed): decide each key once.
+    // Keys repeat inside an aggregate (the table is indexed): decide each key once, and hash
+    // the partition keys together.
     pk_in_range_.assign(pk_table_.size(), kUnknown);
     ehk_in_range_.assign(ehk_table_.size(), kUnknown);
+    if (pk_table_.size() > 1) {
+      digest_out_.resize(pk_table_.size());
+      detail::md5_many(pk_table_, digest_out_);
+      for (std::size_t i = 0; i < pk_table_.size(); ++i) {
+        pk_in_range_[i] =
+            options_.shard_range->contains(HashKey::from_big_endian(digest_out_[i].data())) ? kIn
+                                                                                            : kOut;
+      }
+    }
   }
   for (std::size_t i = 0; i < records_.size(); ++i) {
     const detail::RecordSpan& rs = records_[i];
@@ -208,6 +229,25 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
     out.push_back(u);
   }
   return sum;
+}
+
+void Deaggregator::predigest(std::span<const std::string_view> datas) {
+  predigested_.clear();
+  predigest_next_ = 0;
+  digest_in_.clear();
+  for (std::string_view d : datas) {
+    if (d.size() <= kAggregationOverhead ||
+        std::memcmp(d.data(), kAggregationMagic.data(), kAggregationMagic.size()) != 0)
+      continue;
+    predigested_.push_back(Predigested{d.data(), d.size(), false});
+    digest_in_.push_back(d.substr(4, d.size() - kAggregationOverhead));
+  }
+  digest_out_.resize(digest_in_.size());
+  detail::md5_many(digest_in_, digest_out_);
+  for (std::size_t i = 0; i < predigested_.size(); ++i) {
+    const Predigested& p = predigested_[i];
+    predigested_[i].md5_ok = std::memcmp(digest_out_[i].data(), p.data + p.size - 16, 16) == 0;
+  }
 }
 
 bool is_aggregated(std::string_view data) {

@@ -416,6 +416,10 @@ void ShardConsumer::do_process() {
   std::int64_t bytes = 0;
   // Committed only when the batch is done with: a retried batch is filtered the same way again.
   bool filtering = filtering_checkpoint_;
+  // The batch's aggregates are digested together (several per GetRecords answer).
+  digest_views_.clear();
+  for (const StreamRecord& rec : batch->result.records) digest_views_.push_back(rec.data);
+  deaggregator_.predigest(digest_views_);
   for (const StreamRecord& rec : batch->result.records) {
     int cmp = 1;
     if (filtering) {
