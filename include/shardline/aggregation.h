@@ -20,10 +20,10 @@
 //   if (s.kind == shardline::BlobKind::kCorruptAggregate) log(s.detail);  // passed through raw
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <array>
 #include <span>
 #include <string>
 #include <string_view>
