@@ -29,11 +29,13 @@ std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 
 void base64_append(std::string& out, std::string_view bytes) {
   const std::size_t old = out.size();
   out.resize(old + base64_encoded_size(bytes.size()));
+  const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
+  char* dst = out.data() + old;
+  const std::size_t done = base64_encode_blocks(in, bytes.size(), dst);
   // EVP_EncodeBlock also writes a NUL at out[size()], the terminator slot std::string owns.
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + old),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
-  out.resize(old + static_cast<std::size_t>(n));
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(dst + done / 3 * 4), in + done,
+                                static_cast<int>(bytes.size() - done));
+  out.resize(old + done / 3 * 4 + static_cast<std::size_t>(n));
 }
 
 std::string base64_encode(std::string_view bytes) {
@@ -49,9 +51,31 @@ constexpr bool is_b64(unsigned char c) {
 }
 }  // namespace
 
+static bool base64_decode_rest(std::string_view text, std::string& out, std::size_t at);
+
 bool base64_decode(std::string_view text, std::string& out) {
   out.clear();
   if (text.empty()) return true;
+  // Whole 64-character blocks before the last quantum (which may hold padding) go through the
+  // vector kernel; it stops at a block with anything outside the alphabet, and the checks
+  // below then see that block as the start of the rest.
+  std::size_t prefix_out = 0;
+  if (text.size() > 68) {
+    out.resize(text.size() / 4 * 3 + 1);
+    const std::size_t used = base64_decode_blocks(text.data(), text.size() - 4,
+                                                  reinterpret_cast<unsigned char*>(out.data()));
+    prefix_out = used / 4 * 3;
+    text.remove_prefix(used);
+  }
+  if (!base64_decode_rest(text, out, prefix_out)) {
+    out.clear();
+    return false;
+  }
+  return true;
+}
+
+// The scalar decoder: `text` (not empty) into out, starting at out[at].
+static bool base64_decode_rest(std::string_view text, std::string& out, std::size_t at) {
   // Count and strip padding; OpenSSL's EVP_DecodeBlock decodes '=' as zero bytes and also
   // skips leading/trailing whitespace, which a strict decoder must not accept.
   std::size_t pad = 0;
@@ -73,8 +97,8 @@ bool base64_decode(std::string_view text, std::string& out) {
     in = padded;
   }
   const std::size_t quanta = in.size() / 4;
-  out.resize(quanta * 3 + 1);  // +1: EVP_DecodeBlock may not write a NUL, but be safe
-  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+  out.resize(at + quanta * 3 + 1);  // +1: EVP_DecodeBlock may not write a NUL, but be safe
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data() + at),
                                 reinterpret_cast<const unsigned char*>(in.data()),
                                 static_cast<int>(in.size()));
   if (n < 0 || static_cast<std::size_t>(n) != quanta * 3) {
@@ -83,7 +107,7 @@ bool base64_decode(std::string_view text, std::string& out) {
   }
   const std::size_t missing = in.size() - body;  // number of '=' in what we decoded
   const std::size_t len = quanta * 3 - missing;
-  out.resize(len);
+  out.resize(at + len);
   return true;
 }
 

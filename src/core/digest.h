@@ -32,6 +32,14 @@ std::size_t base64_encoded_size(std::size_t n) noexcept;
 void base64_append(std::string& out, std::string_view bytes);
 std::string base64_encode(std::string_view bytes);
 
+/// The AVX-512 VBMI kernels behind base64_append() and base64_decode() (src/core/
+/// base64_simd.cc). encode: whole 48-byte blocks of `in`, 64 characters each; decode: whole
+/// 64-character blocks while they are all in the alphabet, 48 bytes each. Both return how
+/// much input they consumed: 0 without VBMI, the rest is for the scalar code.
+std::size_t base64_encode_blocks(const unsigned char* in, std::size_t n, char* out) noexcept;
+std::size_t base64_decode_blocks(const char* in, std::size_t n, unsigned char* out) noexcept;
+bool base64_is_vectorized() noexcept;
+
 /// Strict standard base64 decode: length a multiple of 4 (or unpadded, completed here),
 /// alphabet A-Z a-z 0-9 + /, '=' only as final padding. Returns nullopt when invalid.
 /// `out` is replaced with the decoded bytes.

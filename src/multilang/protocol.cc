@@ -40,9 +40,10 @@ void append_base64(std::string& out, std::string_view bytes) {
   unsigned char buf[kChunk / 3 * 4 + 1];
   while (!bytes.empty()) {
     const std::size_t n = std::min(bytes.size(), kChunk);
-    const int len = EVP_EncodeBlock(buf, reinterpret_cast<const unsigned char*>(bytes.data()),
-                                    static_cast<int>(n));
-    out.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(len));
+    const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
+    const std::size_t done = detail::base64_encode_blocks(in, n, reinterpret_cast<char*>(buf));
+    const int len = EVP_EncodeBlock(buf + done / 3 * 4, in + done, static_cast<int>(n - done));
+    out.append(reinterpret_cast<const char*>(buf), done / 3 * 4 + static_cast<std::size_t>(len));
     bytes.remove_prefix(n);
   }
 }

@@ -162,6 +162,49 @@ TEST(Digest, Md5ManyMatchesOpenSslForEveryLengthAndGroupSize) {
   if (!detail::md5_many_is_vectorized()) GTEST_SKIP() << "no AVX-512: only the scalar path ran";
 }
 
+// The vector base64 against OpenSSL's EVP_EncodeBlock (an independent implementation) for
+// every length around the 48-byte / 64-character block boundaries, and the decoder's
+// strictness at every position of a long input: one bad character anywhere is rejected.
+TEST(Digest, Base64VectorPathMatchesOpenSslAndStaysStrict) {
+  std::mt19937_64 rng(11);
+  auto evp_encode = [](const std::string& in) {
+    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+  };
+  for (std::size_t len = 0; len <= 400; ++len) {
+    std::string in(len, '\0');
+    for (char& c : in) c = static_cast<char>(rng());
+    const std::string enc = detail::base64_encode(in);
+    ASSERT_EQ(enc, evp_encode(in)) << "length " << len;
+    ASSERT_EQ(detail::base64_decode(enc).value(), in) << "length " << len;
+    if (len % 3 != 0) {  // the unpadded form decodes too
+      std::string bare = enc;
+      while (!bare.empty() && bare.back() == '=') bare.pop_back();
+      ASSERT_EQ(detail::base64_decode(bare).value(), in) << "length " << len;
+    }
+  }
+  std::string big(51200, '\0');
+  for (char& c : big) c = static_cast<char>(rng());
+  const std::string enc = detail::base64_encode(big);
+  ASSERT_EQ(enc, evp_encode(big));
+  ASSERT_EQ(detail::base64_decode(enc).value(), big);
+  const std::string probe = enc.substr(0, 700);  // 700 characters: whole quanta, no padding
+  for (char bad : {'=', ' ', '\n', '-', '_', '.', '\0', static_cast<char>(0xC3)}) {
+    for (std::size_t pos = 0; pos < probe.size(); ++pos) {
+      if (bad == '=' && pos + 1 == probe.size()) continue;  // that is padding, and valid
+      std::string t = probe;
+      t[pos] = bad;
+      ASSERT_FALSE(detail::base64_decode(t).has_value())
+          << "character " << static_cast<int>(static_cast<unsigned char>(bad)) << " at " << pos;
+    }
+  }
+  if (!detail::base64_is_vectorized()) GTEST_SKIP() << "no AVX-512 VBMI: only the scalar path ran";
+}
+
 TEST(Digest, Base64Rfc4648Vectors) {
   const std::pair<const char*, const char*> v[] = {{"", ""},
                                                    {"f", "Zg=="},
