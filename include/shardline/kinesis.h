@@ -218,7 +218,9 @@ class KinesisClient {
 
 /// Response parsers, exposed for tests and benchmarks.
 namespace detail {
-Result<GetRecordsResult> parse_get_records(std::string_view json);
+/// `readable`: bytes that may be read from json.data(); 64 or more beyond json.size() lets the
+/// parser read the document in place instead of copying it (0: always copy).
+Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t readable = 0);
 Result<PutRecordsResult> parse_put_records(std::string_view json);
 std::string build_put_records(const StreamRef& stream, std::span<const PutRecordsEntry> records);
 }  // namespace detail

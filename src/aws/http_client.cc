@@ -154,7 +154,9 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
       if (c < '0' || c > '9' || length > t->max_response_bytes) break;
       length = length * 10 + static_cast<std::size_t>(c - '0');
     }
-    if (length <= t->max_response_bytes) t->response.body.reserve(length);
+    // Plus room for the padding a SIMD JSON parser reads past the end (kBodyPadding), so
+    // the body can be parsed where it lies instead of copied.
+    if (length <= t->max_response_bytes) t->response.body.reserve(length + kBodyPadding);
   }
   headers.emplace_back(std::move(name), std::string(value));
   return n;

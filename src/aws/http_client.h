@@ -65,6 +65,10 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{0};
 };
 
+/// Bytes of spare capacity the client leaves after a response body whose length it knew in
+/// advance (simdjson reads up to 64 bytes past the end of its input).
+inline constexpr std::size_t kBodyPadding = 64;
+
 struct HttpResponse {
   int status = 0;
   /// In arrival order; names lower-cased, values trimmed. Only the final response's headers

@@ -76,9 +76,12 @@ Status bad_response(std::string_view what, std::string_view detail = {}) {
   return Status(StatusCode::kInternal, std::move(m), RetryClass::kSameCall);
 }
 
-Result<dom::element> parse_doc(std::string_view json) {
+// `readable`: how many bytes from json.data() may be read; with SIMDJSON_PADDING to spare the
+// document is parsed in place rather than copied into a padded buffer first.
+Result<dom::element> parse_doc(std::string_view json, std::size_t readable = 0) {
   dom::element doc;
-  const auto err = parser().parse(json.data(), json.size(), true).get(doc);
+  const bool padded = readable >= json.size() + simdjson::SIMDJSON_PADDING;
+  const auto err = parser().parse(json.data(), json.size(), !padded).get(doc);
   if (err) return bad_response("not JSON", simdjson::error_message(err));
   if (!doc.is_object()) return bad_response("not a JSON object");
   return doc;
@@ -148,8 +151,8 @@ StreamConsumer parse_consumer(dom::element el) {
 
 namespace detail {
 
-Result<GetRecordsResult> parse_get_records(std::string_view json) {
-  auto doc = parse_doc(json);
+Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t readable) {
+  auto doc = parse_doc(json, readable);
   if (!doc.ok()) return std::move(doc).status();
   GetRecordsResult out;
   dom::array records;
@@ -482,7 +485,7 @@ Result<GetRecordsResult> KinesisClient::get_records(std::string_view shard_itera
                                                     const StreamRef* stream) {
   auto r = service_->call("GetRecords", get_records_body(shard_iterator, limit, stream));
   if (!r.ok()) return std::move(r).status();
-  return detail::parse_get_records(r->body);
+  return detail::parse_get_records(r->body, r->body.capacity());
 }
 
 void KinesisClient::get_records_async(std::string_view shard_iterator, int limit,
@@ -490,7 +493,7 @@ void KinesisClient::get_records_async(std::string_view shard_iterator, int limit
   service_->call_async("GetRecords", get_records_body(shard_iterator, limit, nullptr),
                        [done = std::move(done)](Result<ServiceResponse> r) {
                          if (!r.ok()) return done(std::move(r).status());
-                         done(detail::parse_get_records(r->body));
+                         done(detail::parse_get_records(r->body, r->body.capacity()));
                        });
 }
 

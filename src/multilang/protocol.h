@@ -45,6 +45,7 @@ class RecordWriter {
   void append(std::string& out, const ConsumerRecord& record);
 
  private:
+  void refresh(const ConsumerRecord& record);
   std::string seq_;  // the sequence number `middle_` and `tail_` were built for
   std::int64_t arrival_ = -1;
   std::string middle_;  // ,"sequenceNumber":"S","subSequenceNumber":

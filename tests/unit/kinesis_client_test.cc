@@ -29,6 +29,24 @@ TEST(StreamRef, NameOrArn) {
   EXPECT_EQ(b.display(), "arn:aws:kinesis:us-east-1:123456789012:stream/events");
 }
 
+// A body with spare capacity is parsed in place; the result is the same as from a copy.
+TEST(KinesisParse, GetRecordsParsedInPlaceWhenPadded) {
+  std::string body;
+  body.reserve(4096);
+  body = R"({"Records":[{"Data":"aGVsbG8gd29ybGQ=","PartitionKey":"p","SequenceNumber":"1"}],)"
+         R"("MillisBehindLatest":7,"NextShardIterator":"it"})";
+  ASSERT_GE(body.capacity(), body.size() + 64);
+  auto in_place = detail::parse_get_records(body, body.capacity());
+  auto copied = detail::parse_get_records(body);
+  ASSERT_TRUE(in_place.ok()) << in_place.status().to_string();
+  ASSERT_TRUE(copied.ok());
+  ASSERT_EQ(in_place->records.size(), 1u);
+  EXPECT_EQ(in_place->records[0].data, "hello world");
+  EXPECT_EQ(in_place->records[0].data, copied->records[0].data);
+  EXPECT_EQ(in_place->millis_behind_latest, 7);
+  EXPECT_EQ(in_place->next_shard_iterator, copied->next_shard_iterator);
+}
+
 TEST(KinesisParse, GetRecordsWithChildShardsAndTimestamps) {
   const std::string body = R"({"Records":[
     {"Data":"aGVsbG8=","PartitionKey":"pk\"1","SequenceNumber":"4959","ApproximateArrivalTimestamp":1700000000.123,"EncryptionType":"KMS"},

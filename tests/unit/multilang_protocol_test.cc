@@ -112,6 +112,14 @@ TEST(MultiLangProtocol, RecordWriterMatchesAppendRecord) {
       .add("4503", 0, "f", "k6", 0)              // no arrival time: null
       .add("4503", 1, std::string(5000, 'x'), "k7", 0)
       .add("4501", 0, "", "", 1700000000001);  // back to an earlier one
+  // Data lengths around the 48-byte blocks of the vector base64 encoder, binary bytes, and
+  // keys that need escaping (non-ASCII, control characters).
+  for (std::size_t len = 0; len <= 150; ++len) {
+    std::string data(len, '\0');
+    for (std::size_t i = 0; i < len; ++i) data[i] = static_cast<char>(i * 37 + len);
+    b.add("4504", static_cast<std::int64_t>(len), data,
+          len % 3 == 0 ? "k\u00e9" : (len % 3 == 1 ? "k\x01" : "key"), 1700000000003);
+  }
   ml::RecordWriter w;
   std::string a, want;
   for (const ConsumerRecord& r : b.views) {
