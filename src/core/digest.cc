@@ -54,13 +54,17 @@ constexpr bool is_b64(unsigned char c) {
 static bool base64_decode_rest(std::string_view text, std::string& out, std::size_t at);
 
 bool base64_decode(std::string_view text, std::string& out) {
+  return base64_decode(text, out, false);
+}
+
+bool base64_decode(std::string_view text, std::string& out, bool force_scalar) {
   out.clear();
   if (text.empty()) return true;
   // Whole 64-character blocks before the last quantum (which may hold padding) go through the
   // vector kernel; it stops at a block with anything outside the alphabet, and the checks
   // below then see that block as the start of the rest.
   std::size_t prefix_out = 0;
-  if (text.size() > 68) {
+  if (text.size() > 68 && !force_scalar) {
     out.resize(text.size() / 4 * 3 + 1);
     const std::size_t used = base64_decode_blocks(text.data(), text.size() - 4,
                                                   reinterpret_cast<unsigned char*>(out.data()));

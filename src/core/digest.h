@@ -44,6 +44,8 @@ bool base64_is_vectorized() noexcept;
 /// alphabet A-Z a-z 0-9 + /, '=' only as final padding. Returns nullopt when invalid.
 /// `out` is replaced with the decoded bytes.
 bool base64_decode(std::string_view text, std::string& out);
+/// The same with the vector kernel off (force_scalar), for differential tests.
+bool base64_decode(std::string_view text, std::string& out, bool force_scalar);
 std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace shardline::detail
