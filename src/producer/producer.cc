@@ -861,7 +861,7 @@ class Producer::Impl {
       const UserRec& u = *batch[i];
       const int shard = predict(streams_[u.stream], u.hash);
       shard_of[i] = shard;
-      bucket[i] = base[u.stream] + 1 + static_cast<std::uint32_t>(shard);
+      bucket[i] = base[u.stream] + static_cast<std::uint32_t>(shard + 1);  // -1: "no shard"
       ++start[bucket[i] + 1];
     }
     for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];

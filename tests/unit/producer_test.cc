@@ -125,6 +125,53 @@ class ProducerTest : public ::testing::Test {
   std::vector<std::string> logs_;
 };
 
+// Records are reused once their callback has run: nothing of a record's earlier life (its
+// explicit hash key, data, attempts, callback) may show in the next one.
+TEST_F(ProducerTest, ReusedRecordsCarryNothingFromTheirPreviousUse) {
+  make(1);
+  const std::string ehk = "170141183460469231731687303715884105727";
+  for (int i = 0; i < 20; ++i)
+    put("first-" + std::to_string(i), std::string(2000, 'x'), ehk);  // large data, with EHK
+  step(120ms);
+  ASSERT_EQ(fake_->calls.size(), 1u);
+  fake_->succeed_next();
+  p_->pump();
+  ASSERT_EQ(callbacks_.size(), 20u);
+  // The second generation reuses those records: short data, no EHK, a failure then a success.
+  for (int i = 0; i < 20; ++i) put("second-" + std::to_string(i), "v" + std::to_string(i));
+  step(120ms);
+  ASSERT_EQ(fake_->calls.size(), 1u);
+  const Call sent = fake_->calls.front();
+  ASSERT_EQ(sent.records.size(), 1u);
+  Deaggregator d;
+  std::vector<UserRecordView> views;
+  ASSERT_EQ(d.decode({sent.records[0].data, "a", std::nullopt}, views).kind, BlobKind::kAggregated);
+  ASSERT_EQ(views.size(), 20u);
+  for (std::size_t i = 0; i < views.size(); ++i) {
+    EXPECT_FALSE(views[i].explicit_hash_key.has_value()) << "a stale explicit hash key";
+    EXPECT_EQ(views[i].partition_key, "second-" + std::to_string(i));
+    EXPECT_EQ(views[i].data, "v" + std::to_string(i));
+  }
+  Call c = fake_->pop();
+  c.done(Status::unavailable("connection reset"));
+  for (int i = 0; i < 100 && fake_->calls.empty(); ++i) step(100ms);  // backoff, then retried
+  ASSERT_FALSE(fake_->calls.empty());
+  fake_->succeed_next();
+  p_->pump();
+  ASSERT_EQ(callbacks_.size(), 40u);
+  for (int i = 0; i < 20; ++i) {
+    const std::string pk = "second-" + std::to_string(i);
+    EXPECT_EQ(callbacks_[pk], 1) << pk;
+    const PutResult& r = results_[pk];
+    EXPECT_TRUE(r.success) << pk;
+    ASSERT_EQ(r.attempts.size(), 2u) << "this record's own two attempts, none of the last use's";
+    EXPECT_EQ(r.attempts[0].error_code, "Unavailable");
+    EXPECT_TRUE(r.attempts[1].success);
+    EXPECT_EQ(r.shard_id, "shardId-000000000000");
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(callbacks_["first-" + std::to_string(i)], 1);
+}
+
 TEST_F(ProducerTest, AggregatesPerPredictedShardAndReportsSuccess) {
   make(2);
   for (int i = 0; i < 40; ++i) put("key-" + std::to_string(i), "data-" + std::to_string(i));
