@@ -93,6 +93,14 @@ std::vector<std::string> split_lines(const std::string& text) {
   return out;
 }
 
+// What a running process has written so far, up to its last complete line: its stdout is
+// block-buffered into the file, so the file may end inside a line at any moment.
+std::string complete_lines(std::string text) {
+  const std::size_t nl = text.rfind('\n');
+  text.resize(nl == std::string::npos ? 0 : nl + 1);
+  return text;
+}
+
 // Parses stdout; every line must be a complete record line with tail's fields in tail's order.
 std::vector<Line> parse_output(const std::string& out) {
   std::vector<Line> lines;
@@ -530,8 +538,10 @@ TEST_F(ConsumeCliIntegration, KillNineFailsOverToTheOtherWorker) {
   ASSERT_TRUE(poll_until(
       [&] {
         std::set<std::string> got;
-        for (const Line& l : parse_output(testing::read_file(path("kb.out")))) got.insert(l.data);
-        for (const Line& l : parse_output(testing::read_file(path("ka.out")))) got.insert(l.data);
+        for (const Line& l : parse_output(complete_lines(testing::read_file(path("kb.out")))))
+          got.insert(l.data);
+        for (const Line& l : parse_output(complete_lines(testing::read_file(path("ka.out")))))
+          got.insert(l.data);
         return got.size() >= want.size();
       },
       60s));
@@ -567,7 +577,8 @@ TEST_F(ConsumeCliIntegration, TwoProcessesFollowASplitAndAMerge) {
   auto printed = [&] {
     std::set<std::string> got;
     for (const char* f : {"ra.out", "rb.out"}) {
-      for (const Line& l : parse_output(testing::read_file(path(f)))) got.insert(l.data);
+      for (const Line& l : parse_output(complete_lines(testing::read_file(path(f)))))
+        got.insert(l.data);
     }
     return got;
   };
