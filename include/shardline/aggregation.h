@@ -58,6 +58,11 @@ Result<HashKey> validate_user_record(std::string_view partition_key,
                                      std::optional<std::string_view> explicit_hash_key,
                                      std::size_t data_size,
                                      std::size_t max_record_size = kDefaultMaxRecordSize);
+/// The same checks without computing the hash key of a record that has no explicit one (the
+/// caller hashes later, e.g. many partition keys at once); returns the explicit key, if any.
+Result<std::optional<HashKey>> check_user_record(
+    std::string_view partition_key, std::optional<std::string_view> explicit_hash_key,
+    std::size_t data_size, std::size_t max_record_size = kDefaultMaxRecordSize);
 
 struct AggregationLimits {
   /// Maximum aggregated data size (magic + protobuf + MD5): AggregationMaxSize, 64..10 MiB.

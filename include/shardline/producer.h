@@ -15,7 +15,7 @@
 //       });
 //   (*p)->close(std::chrono::seconds(30));                          // drains, resolves all
 //
-// Threads: put()/try_put() run on the caller's thread (thread-safe, O(1): validate, hash,
+// Threads: put()/try_put() run on the caller's thread (thread-safe, O(1): validate,
 // enqueue). One pipeline thread owns aggregation, rate limiting, batching and retries; one HTTP
 // event-loop thread runs the requests; completion callbacks and futures complete on one
 // dedicated callback thread, in completion order. A callback that throws is caught and logged.

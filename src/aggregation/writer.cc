@@ -60,9 +60,10 @@ long utf16_length(std::string_view s) {
 
 }  // namespace
 
-Result<HashKey> validate_user_record(std::string_view partition_key,
-                                     std::optional<std::string_view> explicit_hash_key,
-                                     std::size_t data_size, std::size_t max_record_size) {
+Result<std::optional<HashKey>> check_user_record(std::string_view partition_key,
+                                                 std::optional<std::string_view> explicit_hash_key,
+                                                 std::size_t data_size,
+                                                 std::size_t max_record_size) {
   if (partition_key.empty()) return Status::invalid_argument("partition key is empty");
   const long units = utf16_length(partition_key);
   if (units < 0) return Status::invalid_argument("partition key is not valid UTF-8");
@@ -76,7 +77,18 @@ Result<HashKey> validate_user_record(std::string_view partition_key,
                                     std::to_string(data_size) + " bytes) exceeds the stream's " +
                                     std::to_string(max_record_size) + "-byte record limit");
   }
-  if (explicit_hash_key) return HashKey::parse_decimal(*explicit_hash_key);
+  if (!explicit_hash_key) return std::optional<HashKey>();
+  auto k = HashKey::parse_decimal(*explicit_hash_key);
+  if (!k.ok()) return std::move(k).status();
+  return std::optional<HashKey>(*k);
+}
+
+Result<HashKey> validate_user_record(std::string_view partition_key,
+                                     std::optional<std::string_view> explicit_hash_key,
+                                     std::size_t data_size, std::size_t max_record_size) {
+  auto checked = check_user_record(partition_key, explicit_hash_key, data_size, max_record_size);
+  if (!checked.ok()) return std::move(checked).status();
+  if (*checked) return **checked;
   return HashKey::from_partition_key(partition_key);
 }
 

@@ -22,6 +22,7 @@
 
 #include "aws/aws_errors.h"
 #include "aws/backoff.h"
+#include "core/digest.h"
 #include "producer/token_bucket.h"
 #include "shardline/aggregation.h"
 
@@ -100,7 +101,8 @@ struct UserRec {
   std::string_view pk;
   std::string_view data;
   std::optional<HashKey> ehk;
-  HashKey hash;
+  HashKey hash;               // routing key: the EHK or the partition key's MD5
+  bool hash_pending = false;  // MD5 not computed yet (see Impl::hash_keys)
   TimePoint arrival, deadline, expiration, last_end;
   std::vector<Attempt> attempts;
   PutCallback cb;
@@ -271,8 +273,9 @@ class Producer::Impl {
                                       std::to_string(cfg_.max_user_record_size));
     }
     if (stream.empty()) return Status::invalid_argument("stream name is empty");
-    auto hash = validate_user_record(pk, ehk, data.size(), limits_.max_record_size);
-    if (!hash.ok()) return std::move(hash).status();
+    // The partition key's MD5 is left to the pipeline, which hashes many keys at once.
+    auto checked = check_user_record(pk, ehk, data.size(), limits_.max_record_size);
+    if (!checked.ok()) return std::move(checked).status();
     const std::size_t bytes = pk.size() + data.size();
     const TimePoint now = clock_->now();
 
@@ -319,8 +322,9 @@ class Producer::Impl {
     if (!data.empty()) std::memcpy(rec->bytes_buf.get() + pk.size(), data.data(), data.size());
     rec->pk = std::string_view(rec->bytes_buf.get(), pk.size());
     rec->data = std::string_view(rec->bytes_buf.get() + pk.size(), data.size());
-    if (ehk) rec->ehk = *hash;
-    rec->hash = *hash;
+    rec->ehk = *checked;
+    rec->hash_pending = !rec->ehk;
+    if (rec->ehk) rec->hash = *rec->ehk;
     rec->cb = std::move(cb);
     rec->bytes = bytes;
     rec->arrival = now;
@@ -648,6 +652,7 @@ class Producer::Impl {
     constexpr std::size_t kChunk = 1024;
     for (std::size_t begin = 0; begin < intake.size(); begin += kChunk) {
       const std::size_t end = std::min(intake.size(), begin + kChunk);
+      hash_keys(std::span<URec>(intake.data() + begin, end - begin));
       std::size_t routable = begin;
       for (std::size_t i = begin; i < end; ++i) {
         URec& r = intake[i];
@@ -836,6 +841,22 @@ class Producer::Impl {
     --it;
     if (!it->range.contains(h)) return -1;  // a hole in the map (mid-reshard)
     return static_cast<int>(it - st.shards.begin());
+  }
+
+  // The partition keys' MD5 for records put without an explicit hash key, side by side.
+  void hash_keys(std::span<URec> recs) {
+    hash_in_.clear();
+    for (const URec& u : recs)
+      if (u->hash_pending) hash_in_.push_back(u->pk);
+    if (hash_in_.empty()) return;
+    hash_out_.resize(hash_in_.size());
+    detail::md5_many(hash_in_, hash_out_);
+    std::size_t k = 0;
+    for (URec& u : recs) {
+      if (!u->hash_pending) continue;
+      u->hash = HashKey::from_big_endian(hash_out_[k++].data());
+      u->hash_pending = false;
+    }
   }
 
   // Route a batch grouped by predicted shard, each shard's records in arrival order: a shard's
@@ -1481,6 +1502,8 @@ class Producer::Impl {
   // route_batch's scratch space, kept across passes.
   std::vector<std::uint32_t> route_bucket_base_, route_bucket_, route_bucket_start_;
   std::vector<int> route_shard_;
+  std::vector<std::string_view> hash_in_;  // hash_keys' scratch space
+  std::vector<detail::Md5Digest> hash_out_;
   std::vector<std::pair<URec, int>> route_sorted_;
   TimePoint next_spare_trim_{};
   FinishedBatch batch_;  // resolved in this pass

@@ -478,6 +478,33 @@ TEST(ValidateUserRecord, AcceptsAndReturnsTheHashKey) {
   EXPECT_EQ(e->to_decimal(), "123") << "leading zeros are decimal, never octal";
 }
 
+// check_user_record: the same verdicts as validate_user_record, and only an explicit hash key
+// comes back (the producer hashes partition keys later, in bulk).
+TEST(ValidateUserRecord, CheckAgreesWithValidateAndReturnsOnlyTheExplicitKey) {
+  const std::string long_key(257, 'k');
+  const std::vector<std::pair<std::string, std::optional<std::string>>> cases = {
+      {"abcd", std::nullopt},
+      {"abcd", "0123"},
+      {"", std::nullopt},
+      {long_key, std::nullopt},
+      {"bad\xC3", std::nullopt},
+      {"k", "0x10"},
+      {"k", "340282366920938463463374607431768211455"}};
+  for (const auto& [pk, ehk] : cases) {
+    const auto ehk_view = ehk ? std::optional<std::string_view>(*ehk) : std::nullopt;
+    auto v = validate_user_record(pk, ehk_view, 10);
+    auto c = check_user_record(pk, ehk_view, 10);
+    ASSERT_EQ(v.ok(), c.ok()) << pk;
+    if (!v.ok()) {
+      EXPECT_EQ(v.status().message(), c.status().message());
+      continue;
+    }
+    EXPECT_EQ(c->has_value(), ehk.has_value());
+    if (*c) EXPECT_EQ(**c, *v);
+  }
+  EXPECT_FALSE(check_user_record("k", std::nullopt, 11, 10).ok()) << "over the record size";
+}
+
 TEST(ValidateUserRecord, RejectsBadPartitionKeys) {
   EXPECT_EQ(validate_user_record("", std::nullopt, 1).status().code(),
             StatusCode::kInvalidArgument);
