@@ -64,7 +64,7 @@ bool base64_decode(std::string_view text, std::string& out, bool force_scalar) {
   // vector kernel; it stops at a block with anything outside the alphabet, and the checks
   // below then see that block as the start of the rest.
   std::size_t prefix_out = 0;
-  if (text.size() > 68 && !force_scalar) {
+  if (text.size() > 68 && !force_scalar && base64_is_vectorized()) {
     out.resize(text.size() / 4 * 3 + 1);
     const std::size_t used = base64_decode_blocks(text.data(), text.size() - 4,
                                                   reinterpret_cast<unsigned char*>(out.data()));
