@@ -9,9 +9,11 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -24,6 +26,35 @@ enum class LogLevel : std::uint8_t { kTrace, kDebug, kInfo, kWarning, kError };
 /// Receives log lines. Called from any thread; must be thread-safe and must not call back into
 /// the client. Messages never contain credentials.
 using LogSink = std::function<void(LogLevel level, std::string_view message)>;
+
+/// Lets another thread end a blocking client call early (e.g. a worker shutting down while
+/// ListShards retries against an unreachable endpoint): the call makes no further attempt,
+/// stops waiting for the one in flight (which completes in the background) and returns
+/// kCancelled. Once cancelled it stays cancelled. Thread-safe; must outlive the calls given it.
+class CancelToken {
+ public:
+  void cancel() noexcept {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      cancelled_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool cancelled() const noexcept {
+    std::lock_guard<std::mutex> lk(mu_);
+    return cancelled_;
+  }
+  /// Sleeps up to `d`; returns false, at once, when cancelled.
+  bool sleep_for(std::chrono::nanoseconds d) const {
+    std::unique_lock<std::mutex> lk(mu_);
+    return !cv_.wait_for(lk, d, [&] { return cancelled_; });
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool cancelled_ = false;
+};
 
 struct AwsClientConfig {
   /// "" = AWS_REGION, AWS_DEFAULT_REGION, then the profile's region (see aws_config.h). For a

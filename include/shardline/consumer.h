@@ -172,10 +172,12 @@ using RecordProcessorFactory = std::function<std::unique_ptr<RecordProcessor>(co
 class ConsumerKinesisApi {
  public:
   virtual ~ConsumerKinesisApi() = default;
-  /// Every shard of the stream (all pages).
-  virtual Result<std::vector<Shard>> list_shards() = 0;
+  /// Every shard of the stream (all pages). Blocking, with retries; `cancel` (the worker's,
+  /// cancelled when it shuts down) ends the call early with kCancelled.
+  virtual Result<std::vector<Shard>> list_shards(const CancelToken* cancel) = 0;
   virtual Result<std::string> get_shard_iterator(const std::string& shard_id,
-                                                 const ShardIteratorStart& start) = 0;
+                                                 const ShardIteratorStart& start,
+                                                 const CancelToken* cancel) = 0;
   /// One GetRecords call. `done` may run on any thread, also before this returns; it must be
   /// called exactly once.
   virtual void get_records(const std::string& shard_iterator, int limit,

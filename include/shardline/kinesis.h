@@ -140,6 +140,8 @@ struct ListShardsOptions {
   std::int64_t filter_timestamp_ms = 0;
   std::string exclusive_start_shard_id;
   int max_results_per_page = 1000;
+  /// Ends the call early with kCancelled (see CancelToken); null = not cancellable.
+  const CancelToken* cancel = nullptr;
 };
 
 struct StreamConsumer {
@@ -183,10 +185,12 @@ class KinesisClient {
   void put_records_async(const StreamRef& stream, std::span<const PutRecordsEntry> records,
                          std::function<void(Result<PutRecordsResult>)> done);
 
-  /// A non-zero `attempt_timeout` makes one attempt with that timeout (no retries).
+  /// A non-zero `attempt_timeout` makes one attempt with that timeout (no retries). `cancel`
+  /// ends the call early with kCancelled.
   Result<std::string> get_shard_iterator(const StreamRef& stream, std::string_view shard_id,
                                          const ShardIteratorStart& start,
-                                         std::chrono::milliseconds attempt_timeout = {});
+                                         std::chrono::milliseconds attempt_timeout = {},
+                                         const CancelToken* cancel = nullptr);
   /// `limit` 1..10000. With a stream ARN the request names it (required for cross-account).
   Result<GetRecordsResult> get_records(std::string_view shard_iterator, int limit = 10000,
                                        const StreamRef* stream = nullptr);

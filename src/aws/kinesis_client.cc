@@ -381,7 +381,9 @@ Result<std::vector<Shard>> KinesisClient::list_shards(const StreamRef& stream,
     }
     w.key("MaxResults").number(options.max_results_per_page);
     w.end_object();
-    auto r = service_->call("ListShards", w.str());
+    ServiceClient::CallOptions call_options;
+    call_options.cancel = options.cancel;
+    auto r = service_->call("ListShards", w.str(), call_options);
     if (!r.ok()) return std::move(r).status();
     auto doc = parse_doc(r->body);
     if (!doc.ok()) return std::move(doc).status();
@@ -444,7 +446,8 @@ void KinesisClient::put_records_async(const StreamRef& stream,
 Result<std::string> KinesisClient::get_shard_iterator(const StreamRef& stream,
                                                       std::string_view shard_id,
                                                       const ShardIteratorStart& start,
-                                                      std::chrono::milliseconds attempt_timeout) {
+                                                      std::chrono::milliseconds attempt_timeout,
+                                                      const CancelToken* cancel) {
   JsonWriter w;
   w.begin_object();
   write_stream(w, stream);
@@ -458,6 +461,7 @@ Result<std::string> KinesisClient::get_shard_iterator(const StreamRef& stream,
   }
   w.end_object();
   ServiceClient::CallOptions opts;
+  opts.cancel = cancel;
   if (attempt_timeout.count() > 0) {
     opts.max_attempts = 1;
     opts.attempt_timeout = attempt_timeout;

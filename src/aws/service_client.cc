@@ -164,12 +164,25 @@ Result<ServiceResponse> ServiceClient::call(std::string_view operation, const st
   const auto deadline =
       options.deadline.count() > 0 ? start + options.deadline : Clock::time_point::max();
   Status last;
+  const CancelToken* cancel = options.cancel;
+  auto cancelled = [&] {
+    return Status::cancelled(
+        std::string(operation) + ": cancelled" +
+        (last.ok() ? std::string() : " (last attempt: " + last.to_string() + ")"));
+  };
   for (int attempt = 0; attempt < max_attempts; ++attempt) {
-    std::promise<Result<ServiceResponse>> p;
-    auto f = p.get_future();
+    if (cancel && cancel->cancelled()) return cancelled();
+    // Shared with the callback: a cancelled call returns before its attempt completes.
+    auto p = std::make_shared<std::promise<Result<ServiceResponse>>>();
+    auto f = p->get_future();
     call_async(
-        operation, body, [&p](Result<ServiceResponse> r) { p.set_value(std::move(r)); },
+        operation, body, [p](Result<ServiceResponse> r) { p->set_value(std::move(r)); },
         options.attempt_timeout);
+    if (cancel) {
+      while (f.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) {
+        if (cancel->cancelled()) return cancelled();
+      }
+    }
     Result<ServiceResponse> r = f.get();
     if (r.ok()) return r;
     last = std::move(r).status();
@@ -179,7 +192,11 @@ Result<ServiceResponse> ServiceClient::call(std::string_view operation, const st
     if (!delay) break;  // the next attempt could not start before the deadline
     log(LogLevel::kDebug, std::string(operation) + " attempt " + std::to_string(attempt + 1) +
                               " failed (" + last.to_string() + "); retrying");
-    std::this_thread::sleep_for(*delay);
+    if (cancel) {
+      if (!cancel->sleep_for(*delay)) return cancelled();
+    } else {
+      std::this_thread::sleep_for(*delay);
+    }
   }
   return std::move(last).with_context(operation);
 }

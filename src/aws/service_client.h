@@ -55,6 +55,8 @@ class ServiceClient {
     std::chrono::milliseconds attempt_timeout{0};  // 0 = config.request_timeout
     /// Total budget for all attempts and backoff waits; 0 = none. No retry starts after it.
     std::chrono::milliseconds deadline{0};
+    /// Ends the call early with kCancelled (see CancelToken); null = not cancellable.
+    const CancelToken* cancel = nullptr;
   };
   /// Blocking, with retries of retryable errors (RetryClass::kSameCall) up to
   /// config.max_attempts. Errors carry the operation name as context.

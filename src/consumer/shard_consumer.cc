@@ -746,7 +746,7 @@ void ShardConsumer::start_fetch() {
       std::lock_guard lk(self->mu_);
       start = self->restart_position_locked();
     }
-    auto it = self->ctx_.kinesis->get_shard_iterator(self->shard_id_, start);
+    auto it = self->ctx_.kinesis->get_shard_iterator(self->shard_id_, start, self->ctx_.cancel);
     if (!it.ok()) {
       self->on_records(it.status(), self->ctx_.clock->now());
       return;

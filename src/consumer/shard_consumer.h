@@ -70,6 +70,7 @@ struct ConsumerContext {
   // Collaborators.
   Clock* clock = nullptr;
   ConsumerKinesisApi* kinesis = nullptr;
+  const CancelToken* cancel = nullptr;  // the worker's: cancelled when it shuts down
   LeaseCoordinator* coordinator = nullptr;
   LeaseStore* store = nullptr;
   RecordProcessorFactory factory;

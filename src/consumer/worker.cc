@@ -27,10 +27,15 @@ class RealConsumerKinesisApi final : public ConsumerKinesisApi {
   RealConsumerKinesisApi(std::shared_ptr<KinesisClient> client, StreamRef stream)
       : client_(std::move(client)), stream_(std::move(stream)) {}
 
-  Result<std::vector<Shard>> list_shards() override { return client_->list_shards(stream_); }
+  Result<std::vector<Shard>> list_shards(const CancelToken* cancel) override {
+    ListShardsOptions o;
+    o.cancel = cancel;
+    return client_->list_shards(stream_, o);
+  }
   Result<std::string> get_shard_iterator(const std::string& shard_id,
-                                         const ShardIteratorStart& start) override {
-    return client_->get_shard_iterator(stream_, shard_id, start);
+                                         const ShardIteratorStart& start,
+                                         const CancelToken* cancel) override {
+    return client_->get_shard_iterator(stream_, shard_id, start, {}, cancel);
   }
   void get_records(const std::string& shard_iterator, int limit,
                    std::function<void(Result<GetRecordsResult>)> done) override {
@@ -198,6 +203,7 @@ class Worker::Impl {
     };
     coordinator_ = std::make_unique<detail::LeaseCoordinator>(options_.lease_store, std::move(lo));
     ctx_.kinesis = options_.kinesis.get();
+    ctx_.cancel = &cancel_;
     ctx_.store = options_.lease_store.get();
     ctx_.coordinator = coordinator_.get();
     return {};
@@ -213,10 +219,15 @@ class Worker::Impl {
     Status s = options_.lease_store->initialize();
     if (s.ok()) s = sync_shards();
     if (!s.ok()) {
-      // Never running: wait() and stopped() report it stopped.
+      // Never running: wait() and stopped() report it stopped. A shutdown requested during
+      // start-up is not an error, even though it cut the start-up calls short.
       std::lock_guard lk(mu_);
       stopped_ = true;
       cv_.notify_all();
+      if (shutdown_) {
+        log(LogLevel::kInfo, "shut down during start-up (" + s.to_string() + ")");
+        return {};
+      }
       return s;
     }
     log(LogLevel::kInfo, "started on " + options_.lease_store->describe());
@@ -232,10 +243,15 @@ class Worker::Impl {
   }
 
   void request_shutdown() {
-    std::lock_guard lk(mu_);
-    shutdown_ = true;
-    if (!started_) stopped_ = true;
-    cv_.notify_all();
+    {
+      std::lock_guard lk(mu_);
+      shutdown_ = true;
+      if (!started_) stopped_ = true;
+      cv_.notify_all();
+    }
+    // Blocking Kinesis calls (ListShards, GetShardIterator, with their retries) end now
+    // instead of running out their attempts against an endpoint that may be unreachable.
+    cancel_.cancel();
   }
 
   bool wait(std::chrono::milliseconds timeout) {
@@ -302,7 +318,7 @@ class Worker::Impl {
     auto now = clock_->now();
     if (!force && have_shards_) return shards_;
     if (force && have_shards_ && now - shards_at_ < std::chrono::seconds(1)) return shards_;
-    auto r = options_.kinesis->list_shards();
+    auto r = options_.kinesis->list_shards(&cancel_);
     if (!r.ok()) return r.status();
     shards_ = std::move(*r);
     shards_at_ = now;
@@ -491,6 +507,7 @@ class Worker::Impl {
   std::chrono::milliseconds sync_interval_;
   detail::InitialPosition initial_;
   bool cleanup_ = true;
+  CancelToken cancel_;  // cancelled by request_shutdown(); outlives the threads using it
 
   std::unique_ptr<detail::ThreadPool> pool_;
   std::unique_ptr<detail::ThreadPool> io_pool_;

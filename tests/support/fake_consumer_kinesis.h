@@ -187,7 +187,7 @@ class FakeConsumerKinesis final : public ConsumerKinesisApi {
 
   // ---- ConsumerKinesisApi ----------------------------------------------------------------
 
-  Result<std::vector<Shard>> list_shards() override {
+  Result<std::vector<Shard>> list_shards(const CancelToken*) override {
     std::lock_guard lk(mu_);
     std::vector<Shard> out;
     for (const auto& [id, s] : shards_) out.push_back(s.shard);
@@ -195,7 +195,8 @@ class FakeConsumerKinesis final : public ConsumerKinesisApi {
   }
 
   Result<std::string> get_shard_iterator(const std::string& shard_id,
-                                         const ShardIteratorStart& start) override {
+                                         const ShardIteratorStart& start,
+                                         const CancelToken*) override {
     std::lock_guard lk(mu_);
     auto it = shards_.find(shard_id);
     if (it == shards_.end()) return not_found();

@@ -7,10 +7,12 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "core/digest.h"
 #include "shardline/kinesis.h"
 #include "support/loopback_http_server.h"
+#include "support/test_util.h"
 
 namespace shardline {
 namespace {
@@ -218,6 +220,45 @@ TEST_F(KinesisWire, GivesUpAfterMaxAttempts) {
   auto r = k_->list_streams();
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(n.load(), 3);
+}
+
+// A CancelToken ends a blocking call's retries: the call returns kCancelled long before its
+// attempts (1,000, backing off up to a second) run out.
+TEST_F(KinesisWire, CancelTokenEndsRetriesEarly) {
+  AwsClientConfig c;
+  c.endpoint_url = server_->url("");
+  c.region = "eu-west-1";
+  c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "", {}, "t"});
+  c.retry_base = 200ms;
+  c.retry_cap = 1000ms;
+  c.max_attempts = 1000;
+  auto k = KinesisClient::create(c);
+  ASSERT_TRUE(k.ok());
+  std::atomic<int> n{0};
+  handler_ = [&n](const LoopbackRequest&) {
+    ++n;
+    return LoopbackResponse::text(500, R"({"__type":"InternalFailure"})");
+  };
+  CancelToken cancel;
+  Result<std::vector<Shard>> r = Status::internal("not called");
+  std::thread t([&] {
+    ListShardsOptions o;
+    o.cancel = &cancel;
+    r = (*k)->list_shards("s", o);
+  });
+  ASSERT_TRUE(testing::poll_until([&] { return n.load() >= 2; }));
+  cancel.cancel();
+  t.join();
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("InternalFailure"), std::string_view::npos)
+      << "the last attempt's error is kept: " << r.status().to_string();
+  EXPECT_LT(n.load(), 1000);
+  // Already cancelled: no attempt at all.
+  const int before = n.load();
+  auto again = (*k)->get_shard_iterator("s", "shardId-000000000000",
+                                        {ShardIteratorType::kTrimHorizon, "", 0}, {}, &cancel);
+  EXPECT_EQ(again.status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(n.load(), before);
 }
 
 TEST_F(KinesisWire, AsyncMakesExactlyOneAttempt) {

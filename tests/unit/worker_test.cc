@@ -68,6 +68,44 @@ class WorkerTest : public ::testing::Test {
   std::multiset<std::string> seen_;
 };
 
+// A Kinesis whose ListShards never answers (a black-holed endpoint): only the worker's
+// cancellation ends the call.
+class NeverAnsweringKinesis final : public ConsumerKinesisApi {
+ public:
+  Result<std::vector<Shard>> list_shards(const CancelToken* cancel) override {
+    ++calls;
+    if (cancel == nullptr) return Status::internal("the worker passed no cancel token");
+    while (cancel->sleep_for(std::chrono::hours(1))) {
+    }
+    return Status::cancelled("ListShards: cancelled");
+  }
+  Result<std::string> get_shard_iterator(const std::string&, const ShardIteratorStart&,
+                                         const CancelToken*) override {
+    return Status::internal("not reached");
+  }
+  void get_records(const std::string&, int,
+                   std::function<void(Result<GetRecordsResult>)> done) override {
+    done(Status::internal("not reached"));
+  }
+  std::atomic<int> calls{0};
+};
+
+TEST_F(WorkerTest, ShutdownDuringStartUpCancelsTheBlockingCallAndIsNotAnError) {
+  auto never = std::make_shared<NeverAnsweringKinesis>();
+  auto o = options();
+  o.kinesis = never;
+  auto w = Worker::create(o, factory());
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  Status started = Status::internal("start() did not return");
+  std::thread t([&] { started = (*w)->start(); });
+  ASSERT_TRUE(poll_until([&] { return never->calls.load() >= 1; }));
+  EXPECT_FALSE((*w)->stopped());
+  (*w)->shutdown();
+  t.join();  // returns only because the shutdown cancelled ListShards
+  EXPECT_TRUE(started.ok()) << started.to_string();
+  EXPECT_TRUE((*w)->stopped());
+}
+
 TEST_F(WorkerTest, InvalidSettingsNameTheKey) {
   auto o = options();
   o.config.failover_time_millis = 5;
