@@ -16,11 +16,14 @@ using Md5Digest = std::array<unsigned char, 16>;
 /// MD5 of `bytes` (OpenSSL's assembly implementation).
 Md5Digest md5(std::string_view bytes) noexcept;
 
-/// MD5 of each input into out[i] (for i < min of the sizes). With AVX-512 it hashes up to 16
-/// inputs side by side (src/core/md5_multi.cc); otherwise, or with force_scalar, it calls md5()
-/// on each. The digests are the same either way.
+/// How md5_many() hashes: kBest picks AVX-512 (16 lanes), else AVX2 (8 lanes), else OpenSSL's
+/// MD5 one input at a time; the others force a path (tests, benchmarks; a forced vector path
+/// the CPU lacks falls back to kScalar).
+enum class Md5Impl { kBest, kAvx512, kAvx2, kScalar };
+/// MD5 of each input into out[i] (for i < min of the sizes), several side by side
+/// (src/core/md5_multi.cc). The digests are the same whatever the path.
 void md5_many(std::span<const std::string_view> inputs, std::span<Md5Digest> out,
-              bool force_scalar = false) noexcept;
+              Md5Impl impl = Md5Impl::kBest) noexcept;
 /// Whether md5_many() runs vectorized on this CPU.
 bool md5_many_is_vectorized() noexcept;
 

@@ -1,9 +1,9 @@
 // Multi-buffer MD5: up to 16 independent messages hashed side by side, one per 32-bit lane of
-// an AVX-512 register. MD5 is a serial chain within one message (about 4.5 cycles per byte in
-// OpenSSL's assembly, which the scalar path uses), but independent messages have no such
-// dependency: 16 lanes cost about as much per block as one scalar block. The producer digests
-// every aggregate of a PutRecords request together, and the reader every aggregate of a
-// GetRecords batch and every partition key of an aggregate.
+// an AVX-512 register (8 in an AVX2 register on CPUs without AVX-512). MD5 is a serial chain within
+// one message (about 4.5 cycles per byte in OpenSSL's assembly, which the scalar path uses), but
+// independent messages have no such dependency: 16 lanes cost about as much per block as one scalar
+// block. The producer digests every aggregate of a PutRecords request together, and the reader
+// every aggregate of a GetRecords batch and every partition key of an aggregate.
 //
 // Messages of different lengths share a group: each lane runs for its own number of blocks
 // (its data, then one or two padding blocks from a per-lane tail buffer) and is masked out
@@ -219,6 +219,127 @@ __attribute__((target("avx512f"))) void md5_group(Lane* lanes, int n, Md5Digest*
 }
 #undef SL_MD5_STEP
 
+// The same on AVX2: 8 lanes, rotations from two shifts, the boolean functions spelled out.
+__attribute__((target("avx2"))) inline __m256i rol8(__m256i x, int s) {
+  return _mm256_or_si256(_mm256_slli_epi32(x, s), _mm256_srli_epi32(x, 32 - s));
+}
+
+// Transpose an 8x8 matrix of 32-bit words held in r[0..7] (r[i]: 8 words of lane i) so that
+// r[w] holds word w of every lane.
+__attribute__((target("avx2"))) inline void transpose8(__m256i r[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  // u[4g + j], 128-bit half h: word 4h + j of lanes 4g..4g+3.
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+  }
+}
+
+#define SL_MD5_STEP8(f, a, b, c, d, x, k, s)                                                 \
+  a = _mm256_add_epi32(                                                                      \
+      b, rol8(_mm256_add_epi32(_mm256_add_epi32(a, f),                                       \
+                               _mm256_add_epi32(x, _mm256_set1_epi32(static_cast<int>(k)))), \
+              s))
+#define SL_F8(b, c, d) _mm256_or_si256(_mm256_and_si256(b, c), _mm256_andnot_si256(b, d))
+#define SL_G8(b, c, d) _mm256_or_si256(_mm256_and_si256(b, d), _mm256_andnot_si256(d, c))
+#define SL_H8(b, c, d) _mm256_xor_si256(_mm256_xor_si256(b, c), d)
+#define SL_I8(b, c, d) \
+  _mm256_xor_si256(c, _mm256_or_si256(b, _mm256_xor_si256(d, _mm256_set1_epi32(-1))))
+
+__attribute__((target("avx2"))) void md5_group8(Lane* lanes, int n, Md5Digest* out) {
+  std::size_t blocks[8] = {};
+  std::size_t max_blocks = 0;
+  for (int i = 0; i < n; ++i) {
+    blocks[i] = lanes[i].full + lanes[i].tail_blocks;
+    max_blocks = std::max(max_blocks, blocks[i]);
+  }
+  __m256i a = _mm256_set1_epi32(0x67452301);
+  __m256i b = _mm256_set1_epi32(static_cast<int>(0xefcdab89));
+  __m256i c = _mm256_set1_epi32(static_cast<int>(0x98badcfe));
+  __m256i d = _mm256_set1_epi32(0x10325476);
+  alignas(64) static const unsigned char kZero[64] = {};
+  for (std::size_t blk = 0; blk < max_blocks; ++blk) {
+    __m256i lo[8], hi[8];
+    alignas(32) std::int32_t active_words[8];
+    for (int i = 0; i < 8; ++i) {
+      const unsigned char* p = kZero;
+      active_words[i] = 0;
+      if (i < n && blk < blocks[i]) {
+        p = lanes[i].block(blk);
+        active_words[i] = -1;
+      }
+      lo[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      hi[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+    }
+    transpose8(lo);  // lo[w]: word w (0..7) of every lane
+    transpose8(hi);  // hi[w]: word 8 + w
+    const __m256i m[16] = {lo[0], lo[1], lo[2], lo[3], lo[4], lo[5], lo[6], lo[7],
+                           hi[0], hi[1], hi[2], hi[3], hi[4], hi[5], hi[6], hi[7]};
+    const __m256i active = _mm256_load_si256(reinterpret_cast<const __m256i*>(active_words));
+    const __m256i aa = a, bb = b, cc = c, dd = d;
+    static constexpr int kR1[4] = {7, 12, 17, 22}, kR2[4] = {5, 9, 14, 20},
+                         kR3[4] = {4, 11, 16, 23}, kR4[4] = {6, 10, 15, 21};
+    for (int i = 0; i < 16; i += 4) {
+      SL_MD5_STEP8(SL_F8(b, c, d), a, b, c, d, m[i], kK[i], kR1[0]);
+      SL_MD5_STEP8(SL_F8(a, b, c), d, a, b, c, m[i + 1], kK[i + 1], kR1[1]);
+      SL_MD5_STEP8(SL_F8(d, a, b), c, d, a, b, m[i + 2], kK[i + 2], kR1[2]);
+      SL_MD5_STEP8(SL_F8(c, d, a), b, c, d, a, m[i + 3], kK[i + 3], kR1[3]);
+    }
+    for (int i = 16; i < 32; i += 4) {
+      SL_MD5_STEP8(SL_G8(b, c, d), a, b, c, d, m[(5 * i + 1) % 16], kK[i], kR2[0]);
+      SL_MD5_STEP8(SL_G8(a, b, c), d, a, b, c, m[(5 * (i + 1) + 1) % 16], kK[i + 1], kR2[1]);
+      SL_MD5_STEP8(SL_G8(d, a, b), c, d, a, b, m[(5 * (i + 2) + 1) % 16], kK[i + 2], kR2[2]);
+      SL_MD5_STEP8(SL_G8(c, d, a), b, c, d, a, m[(5 * (i + 3) + 1) % 16], kK[i + 3], kR2[3]);
+    }
+    for (int i = 32; i < 48; i += 4) {
+      SL_MD5_STEP8(SL_H8(b, c, d), a, b, c, d, m[(3 * i + 5) % 16], kK[i], kR3[0]);
+      SL_MD5_STEP8(SL_H8(a, b, c), d, a, b, c, m[(3 * (i + 1) + 5) % 16], kK[i + 1], kR3[1]);
+      SL_MD5_STEP8(SL_H8(d, a, b), c, d, a, b, m[(3 * (i + 2) + 5) % 16], kK[i + 2], kR3[2]);
+      SL_MD5_STEP8(SL_H8(c, d, a), b, c, d, a, m[(3 * (i + 3) + 5) % 16], kK[i + 3], kR3[3]);
+    }
+    for (int i = 48; i < 64; i += 4) {
+      SL_MD5_STEP8(SL_I8(b, c, d), a, b, c, d, m[(7 * i) % 16], kK[i], kR4[0]);
+      SL_MD5_STEP8(SL_I8(a, b, c), d, a, b, c, m[(7 * (i + 1)) % 16], kK[i + 1], kR4[1]);
+      SL_MD5_STEP8(SL_I8(d, a, b), c, d, a, b, m[(7 * (i + 2)) % 16], kK[i + 2], kR4[2]);
+      SL_MD5_STEP8(SL_I8(c, d, a), b, c, d, a, m[(7 * (i + 3)) % 16], kK[i + 3], kR4[3]);
+    }
+    // Lanes past their last block keep their state.
+    a = _mm256_blendv_epi8(aa, _mm256_add_epi32(a, aa), active);
+    b = _mm256_blendv_epi8(bb, _mm256_add_epi32(b, bb), active);
+    c = _mm256_blendv_epi8(cc, _mm256_add_epi32(c, cc), active);
+    d = _mm256_blendv_epi8(dd, _mm256_add_epi32(d, dd), active);
+  }
+  alignas(32) std::uint32_t wa[8], wb[8], wc[8], wd[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(wa), a);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(wb), b);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(wc), c);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(wd), d);
+  for (int i = 0; i < n; ++i) {
+    const std::uint32_t words[4] = {wa[i], wb[i], wc[i], wd[i]};
+    std::memcpy(out[i].data(), words, 16);
+  }
+}
+#undef SL_MD5_STEP8
+#undef SL_F8
+#undef SL_G8
+#undef SL_H8
+#undef SL_I8
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+
 bool have_avx512() {
   static const bool yes = __builtin_cpu_supports("avx512f");
   return yes;
@@ -230,17 +351,22 @@ bool have_avx512() {
 
 bool md5_many_is_vectorized() noexcept {
 #if defined(__x86_64__)
-  return have_avx512();
+  return have_avx512() || have_avx2();
 #else
   return false;
 #endif
 }
 
 void md5_many(std::span<const std::string_view> inputs, std::span<Md5Digest> out,
-              bool force_scalar) noexcept {
+              Md5Impl impl) noexcept {
   const std::size_t n = std::min(inputs.size(), out.size());
 #if defined(__x86_64__)
-  if (!force_scalar && n >= 2 && have_avx512()) {
+  if (impl == Md5Impl::kBest)
+    impl = have_avx512() ? Md5Impl::kAvx512 : have_avx2() ? Md5Impl::kAvx2 : Md5Impl::kScalar;
+  if ((impl == Md5Impl::kAvx512 && !have_avx512()) || (impl == Md5Impl::kAvx2 && !have_avx2()))
+    impl = Md5Impl::kScalar;
+  if (impl != Md5Impl::kScalar && n >= 2) {
+    const int width = impl == Md5Impl::kAvx512 ? 16 : 8;
     // Longest first, so each group's lanes have similar lengths.
     std::vector<std::uint32_t> order(n);
     std::iota(order.begin(), order.end(), 0u);
@@ -249,18 +375,25 @@ void md5_many(std::span<const std::string_view> inputs, std::span<Md5Digest> out
     });
     Lane lanes[kLanes];
     Md5Digest digests[kLanes];
-    for (std::size_t g = 0; g < n; g += kLanes) {
-      const int count = static_cast<int>(std::min<std::size_t>(kLanes, n - g));
+    for (std::size_t g = 0; g < n; g += static_cast<std::size_t>(width)) {
+      const int count =
+          static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(width), n - g));
       if (count == 1) {
         out[order[g]] = md5(inputs[order[g]]);
         break;
       }
       for (int i = 0; i < count; ++i) prepare_lane(lanes[i], inputs[order[g + i]]);
-      md5_group(lanes, count, digests);
+      if (width == 16) {
+        md5_group(lanes, count, digests);
+      } else {
+        md5_group8(lanes, count, digests);
+      }
       for (int i = 0; i < count; ++i) out[order[g + i]] = digests[i];
     }
     return;
   }
+#else
+  (void)impl;
 #endif
   for (std::size_t i = 0; i < n; ++i) out[i] = md5(inputs[i]);
 }

@@ -47,8 +47,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     slices.push_back(in.substr(at, len));
     at += len + 1;
   }
-  std::vector<detail::Md5Digest> many(slices.size());
-  detail::md5_many(slices, many);
-  for (std::size_t i = 0; i < slices.size(); ++i) require(many[i] == detail::md5(slices[i]));
+  for (detail::Md5Impl impl : {detail::Md5Impl::kAvx512, detail::Md5Impl::kAvx2}) {
+    std::vector<detail::Md5Digest> many(slices.size());
+    detail::md5_many(slices, many, impl);
+    for (std::size_t i = 0; i < slices.size(); ++i) require(many[i] == detail::md5(slices[i]));
+  }
   return 0;
 }
