@@ -26,16 +26,20 @@ std::string to_hex(const unsigned char* bytes, std::size_t n) {
 
 std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 3); }
 
+std::size_t base64_encode_to(const unsigned char* in, std::size_t n, char* out) noexcept {
+  const std::size_t done = base64_encode_blocks(in, n, out);
+  const int rest = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out + done / 3 * 4), in + done,
+                                   static_cast<int>(n - done));
+  return done / 3 * 4 + static_cast<std::size_t>(rest);
+}
+
 void base64_append(std::string& out, std::string_view bytes) {
   const std::size_t old = out.size();
   out.resize(old + base64_encoded_size(bytes.size()));
-  const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
-  char* dst = out.data() + old;
-  const std::size_t done = base64_encode_blocks(in, bytes.size(), dst);
-  // EVP_EncodeBlock also writes a NUL at out[size()], the terminator slot std::string owns.
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(dst + done / 3 * 4), in + done,
-                                static_cast<int>(bytes.size() - done));
-  out.resize(old + done / 3 * 4 + static_cast<std::size_t>(n));
+  // The trailing NUL lands in out[size()], the terminator slot std::string owns.
+  const std::size_t n = base64_encode_to(reinterpret_cast<const unsigned char*>(bytes.data()),
+                                         bytes.size(), out.data() + old);
+  out.resize(old + n);
 }
 
 std::string base64_encode(std::string_view bytes) {

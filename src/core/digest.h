@@ -32,6 +32,10 @@ std::string to_hex(const unsigned char* bytes, std::size_t n);
 
 /// Standard base64 (RFC 4648, with padding).
 std::size_t base64_encoded_size(std::size_t n) noexcept;
+/// Encode `n` bytes into `out`, which must have room for base64_encoded_size(n) characters plus
+/// one: a NUL is written after them. Returns the number of characters (vector kernel for whole
+/// 48-byte blocks, OpenSSL for the rest).
+std::size_t base64_encode_to(const unsigned char* in, std::size_t n, char* out) noexcept;
 void base64_append(std::string& out, std::string_view bytes);
 std::string base64_encode(std::string_view bytes);
 

@@ -1,7 +1,5 @@
 #include "multilang/protocol.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -32,21 +30,6 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
     return 4;
   }
   return 0;
-}
-
-// base64 straight onto the end of `out` (already reserved), without base64_append's zero-fill
-// of the grown string: a measurable share of the daemon's time per record.
-void append_base64(std::string& out, std::string_view bytes) {
-  constexpr std::size_t kChunk = 3 * 1024;  // a multiple of 3: no padding inside
-  unsigned char buf[kChunk / 3 * 4 + 1];
-  while (!bytes.empty()) {
-    const std::size_t n = std::min(bytes.size(), kChunk);
-    const auto* in = reinterpret_cast<const unsigned char*>(bytes.data());
-    const std::size_t done = detail::base64_encode_blocks(in, n, reinterpret_cast<char*>(buf));
-    const int len = EVP_EncodeBlock(buf + done / 3 * 4, in + done, static_cast<int>(n - done));
-    out.append(reinterpret_cast<const char*>(buf), done / 3 * 4 + static_cast<std::size_t>(len));
-    bytes.remove_prefix(n);
-  }
 }
 
 void append_int(std::string& out, std::int64_t v) {
@@ -201,15 +184,8 @@ void RecordWriter::append(std::string& out, const ConsumerRecord& r) {
       p += v.size();
     };
     put(kHead);
-    const auto* in = reinterpret_cast<const unsigned char*>(r.data.data());
-    const std::size_t done = base64_encode_blocks(in, r.data.size(), p);
-    p += done / 3 * 4;
-    if (done < r.data.size()) {
-      // EVP_EncodeBlock writes a NUL after its output: into the next byte of the line, which
-      // the next put() overwrites.
-      p += EVP_EncodeBlock(reinterpret_cast<unsigned char*>(p), in + done,
-                           static_cast<int>(r.data.size() - done));
-    }
+    // The NUL written after the base64 lands on the next byte, which put(kKey) overwrites.
+    p += base64_encode_to(reinterpret_cast<const unsigned char*>(r.data.data()), r.data.size(), p);
     put(kKey);
     put(pk);
     *p++ = '"';
@@ -219,7 +195,7 @@ void RecordWriter::append(std::string& out, const ConsumerRecord& r) {
     return;
   }
   out += R"({"action":"record","data":")";
-  append_base64(out, r.data);
+  base64_append(out, r.data);
   out += R"(","partitionKey":)";
   append_json_string(out, r.partition_key);
   out += middle_;
