@@ -136,8 +136,22 @@ class AggregateBuilder {
     std::uint32_t offset;
     std::uint32_t size;
   };
-  std::size_t record_field_size(std::size_t pk_index, std::int64_t ehk_index,
-                                std::size_t data_size) const noexcept;
+  // Where a record's keys are (or would go) in the tables, and what the record adds.
+  struct Placement {
+    std::uint64_t pk_hash = 0, ehk_hash = 0;
+    std::size_t pk_slot = 0, ehk_slot = 0;
+    std::int64_t pk_found = -1, ehk_found = -1;  // table positions, -1: new key
+    std::size_t pk_index = 0;                    // after insertion
+    std::int64_t ehk_index = -1;                 // -1: no explicit hash key
+    char digits[40];                             // a new explicit hash key in decimal
+    std::size_t digits_len = 0;
+    std::size_t record_inner = 0;  // the Record message's length
+    std::size_t record_size = 0;   // with its tag and length
+    std::size_t added = 0;         // bytes the aggregate grows by
+  };
+  Placement place(std::string_view partition_key, const std::optional<HashKey>& explicit_hash_key,
+                  std::size_t data_size) const noexcept;
+  bool room_for(const Placement& p) const noexcept;
   std::string_view pk_at(std::size_t i) const noexcept {
     return std::string_view(pk_buf_.data() + pk_table_[i].offset, pk_table_[i].size);
   }

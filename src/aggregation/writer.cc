@@ -175,48 +175,50 @@ void AggregateBuilder::grow_index(std::vector<Slot>& index) {
   }
 }
 
-std::size_t AggregateBuilder::record_field_size(std::size_t pk_index, std::int64_t ehk_index,
-                                                std::size_t data_size) const noexcept {
-  std::size_t inner = 1 + varint_size(pk_index) + bytes_field_size(data_size);
-  if (ehk_index >= 0) inner += 1 + varint_size(static_cast<std::uint64_t>(ehk_index));
-  return bytes_field_size(inner);
-}
-
 std::size_t AggregateBuilder::size() const noexcept {
   if (count_ == 1) return first_.data.size();
   return kAggregationOverhead + proto_size_;
 }
 
+// Where a record's keys are (or would go) in the tables, and the bytes it adds.
+AggregateBuilder::Placement AggregateBuilder::place(std::string_view partition_key,
+                                                    const std::optional<HashKey>& explicit_hash_key,
+                                                    std::size_t data_size) const noexcept {
+  Placement p;
+  p.pk_hash = hash_bytes(partition_key);
+  p.pk_found = find_pk(partition_key, p.pk_hash, p.pk_slot);
+  p.pk_index = p.pk_found >= 0 ? static_cast<std::size_t>(p.pk_found) : pk_table_.size();
+  if (p.pk_found < 0) p.added += bytes_field_size(partition_key.size());
+  if (explicit_hash_key) {
+    p.ehk_hash = mix_hash_key(*explicit_hash_key);
+    p.ehk_found = find_ehk(*explicit_hash_key, p.ehk_hash, p.ehk_slot);
+    if (p.ehk_found >= 0) {
+      p.ehk_index = p.ehk_found;
+    } else {
+      p.ehk_index = static_cast<std::int64_t>(ehk_table_.size());
+      p.digits_len = explicit_hash_key->to_chars(p.digits);
+      p.added += bytes_field_size(p.digits_len);
+    }
+  }
+  p.record_inner = 1 + varint_size(p.pk_index) + bytes_field_size(data_size);
+  if (p.ehk_index >= 0) p.record_inner += 1 + varint_size(static_cast<std::uint64_t>(p.ehk_index));
+  p.record_size = bytes_field_size(p.record_inner);
+  p.added += p.record_size;
+  return p;
+}
+
+// Whether a record placed as `p` joins a non-empty aggregate within the limits.
+bool AggregateBuilder::room_for(const Placement& p) const noexcept {
+  if (count_ >= limits_.max_count) return false;
+  const std::size_t new_size = kAggregationOverhead + proto_size_ + p.added;
+  // The aggregate travels with partition key "a" (1 byte), which counts toward the record limit.
+  return new_size <= limits_.max_size && new_size + 1 <= limits_.max_record_size;
+}
+
 bool AggregateBuilder::fits(std::string_view partition_key,
                             const std::optional<HashKey>& explicit_hash_key,
                             std::size_t data_size) const {
-  if (count_ == 0) return true;
-  if (count_ >= limits_.max_count) return false;
-  std::size_t added = 0;
-  std::size_t pk_index = pk_table_.size();
-  std::size_t slot;
-  if (const std::int64_t found = find_pk(partition_key, hash_bytes(partition_key), slot);
-      found >= 0) {
-    pk_index = static_cast<std::size_t>(found);
-  } else {
-    added += bytes_field_size(partition_key.size());
-  }
-  std::int64_t ehk_index = -1;
-  if (explicit_hash_key) {
-    if (const std::int64_t found =
-            find_ehk(*explicit_hash_key, mix_hash_key(*explicit_hash_key), slot);
-        found >= 0) {
-      ehk_index = found;
-    } else {
-      ehk_index = static_cast<std::int64_t>(ehk_table_.size());
-      char digits[40];
-      added += bytes_field_size(explicit_hash_key->to_chars(digits));
-    }
-  }
-  added += record_field_size(pk_index, ehk_index, data_size);
-  const std::size_t new_size = kAggregationOverhead + proto_size_ + added;
-  // The aggregate travels with partition key "a" (1 byte), which counts toward the record limit.
-  return new_size <= limits_.max_size && new_size + 1 <= limits_.max_record_size;
+  return count_ == 0 || room_for(place(partition_key, explicit_hash_key, data_size));
 }
 
 void AggregateBuilder::add(std::string_view partition_key,
@@ -242,40 +244,12 @@ bool AggregateBuilder::try_add(std::string_view partition_key,
 bool AggregateBuilder::insert(std::string_view partition_key,
                               const std::optional<HashKey>& explicit_hash_key,
                               std::string_view data, const HashKey& hash_key, bool check_fit) {
-  const std::uint64_t ph = hash_bytes(partition_key);
-  std::size_t pk_slot = 0;
-  const std::int64_t pk_found = find_pk(partition_key, ph, pk_slot);
-  std::size_t added = 0;
-  const std::size_t pk_index =
-      pk_found >= 0 ? static_cast<std::size_t>(pk_found) : pk_table_.size();
-  if (pk_found < 0) added += bytes_field_size(partition_key.size());
-  std::int64_t ehk_index = -1;
-  std::int64_t ehk_found = -1;
-  std::size_t ehk_slot = 0;
-  std::uint64_t eh = 0;
-  char digits[40];
-  std::size_t digits_len = 0;
-  if (explicit_hash_key) {
-    eh = mix_hash_key(*explicit_hash_key);
-    ehk_found = find_ehk(*explicit_hash_key, eh, ehk_slot);
-    if (ehk_found >= 0) {
-      ehk_index = ehk_found;
-    } else {
-      ehk_index = static_cast<std::int64_t>(ehk_table_.size());
-      digits_len = explicit_hash_key->to_chars(digits);
-      added += bytes_field_size(digits_len);
-    }
-  }
-  const std::size_t record_size = record_field_size(pk_index, ehk_index, data.size());
-  added += record_size;
-  if (check_fit && count_ != 0) {
-    if (count_ >= limits_.max_count) return false;
-    const std::size_t new_size = kAggregationOverhead + proto_size_ + added;
-    // The aggregate travels with partition key "a" (1 byte), which counts toward the limit.
-    if (new_size > limits_.max_size || new_size + 1 > limits_.max_record_size) return false;
-  }
-  if (pk_found < 0) {
-    pk_index_[pk_slot] = Slot{ph, static_cast<std::uint32_t>(pk_index), generation_};
+  const Placement p = place(partition_key, explicit_hash_key, data.size());
+  if (check_fit && count_ != 0 && !room_for(p)) return false;
+  const std::size_t pk_index = p.pk_index;
+  const std::int64_t ehk_index = p.ehk_index;
+  if (p.pk_found < 0) {
+    pk_index_[p.pk_slot] = Slot{p.pk_hash, static_cast<std::uint32_t>(pk_index), generation_};
     const std::size_t at = pk_buf_.size();
     pk_buf_.resize(at + bytes_field_size(partition_key.size()));
     char* end = detail::put_bytes_field(pk_buf_.data() + at, 0x0A, partition_key);
@@ -284,28 +258,26 @@ bool AggregateBuilder::insert(std::string_view partition_key,
                                 static_cast<std::uint32_t>(partition_key.size())});
     if (pk_table_.size() * 2 > pk_index_.size()) grow_index(pk_index_);
   }
-  if (explicit_hash_key && ehk_found < 0) {
-    ehk_index_[ehk_slot] = Slot{eh, static_cast<std::uint32_t>(ehk_index), generation_};
+  if (explicit_hash_key && p.ehk_found < 0) {
+    ehk_index_[p.ehk_slot] = Slot{p.ehk_hash, static_cast<std::uint32_t>(ehk_index), generation_};
     ehk_keys_.push_back(*explicit_hash_key);
-    ehk_table_.emplace_back(digits, digits_len);
+    ehk_table_.emplace_back(p.digits, p.digits_len);
     if (ehk_table_.size() * 2 > ehk_index_.size()) grow_index(ehk_index_);
   }
   // The Record message: field 1 (pk index), field 2 (ehk index, only with an EHK), field 3.
   const std::size_t at = rec_buf_.size();
-  rec_buf_.resize(at + record_size);
-  char* p = rec_buf_.data() + at;
-  std::size_t inner = 1 + varint_size(pk_index) + bytes_field_size(data.size());
-  if (ehk_index >= 0) inner += 1 + varint_size(static_cast<std::uint64_t>(ehk_index));
-  *p++ = 0x1A;
-  p = detail::put_varint(p, inner);
-  *p++ = 0x08;
-  p = detail::put_varint(p, pk_index);
+  rec_buf_.resize(at + p.record_size);
+  char* w = rec_buf_.data() + at;
+  *w++ = 0x1A;
+  w = detail::put_varint(w, p.record_inner);
+  *w++ = 0x08;
+  w = detail::put_varint(w, pk_index);
   if (ehk_index >= 0) {
-    *p++ = 0x10;
-    p = detail::put_varint(p, static_cast<std::uint64_t>(ehk_index));
+    *w++ = 0x10;
+    w = detail::put_varint(w, static_cast<std::uint64_t>(ehk_index));
   }
-  detail::put_bytes_field(p, 0x1A, data);
-  proto_size_ += added;
+  detail::put_bytes_field(w, 0x1A, data);
+  proto_size_ += p.added;
   if (count_ == 0) first_ = First{partition_key, data, hash_key};
   ++count_;
   return true;
