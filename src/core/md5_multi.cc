@@ -68,6 +68,25 @@ void prepare_lane(Lane& lane, std::string_view m) {
   std::memcpy(lane.tail + 64 * lane.tail_blocks - 8, &bits, 8);
 }
 
+// Each lane's block count (data plus padding) into blocks[]; returns the largest.
+std::size_t count_blocks(const Lane* lanes, int n, std::size_t* blocks) {
+  std::size_t max_blocks = 0;
+  for (int i = 0; i < n; ++i) {
+    blocks[i] = lanes[i].full + lanes[i].tail_blocks;
+    max_blocks = std::max(max_blocks, blocks[i]);
+  }
+  return max_blocks;
+}
+
+// Lane i's digest: its final A, B, C, D words, little-endian.
+void store_digests(const std::uint32_t* wa, const std::uint32_t* wb, const std::uint32_t* wc,
+                   const std::uint32_t* wd, int n, Md5Digest* out) {
+  for (int i = 0; i < n; ++i) {
+    const std::uint32_t words[4] = {wa[i], wb[i], wc[i], wd[i]};
+    std::memcpy(out[i].data(), words, 16);
+  }
+}
+
 // Transpose a 16x16 matrix of 32-bit words: r[i] holds lane i's block on entry and word i of
 // every lane on exit.
 __attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
@@ -110,11 +129,7 @@ __attribute__((target("avx512f"))) inline void transpose16(__m512i r[16]) {
 // I = c ^ (b | ~d) (0x39).
 __attribute__((target("avx512f"))) void md5_group(Lane* lanes, int n, Md5Digest* out) {
   std::size_t blocks[kLanes] = {};
-  std::size_t max_blocks = 0;
-  for (int i = 0; i < n; ++i) {
-    blocks[i] = lanes[i].full + lanes[i].tail_blocks;
-    max_blocks = std::max(max_blocks, blocks[i]);
-  }
+  const std::size_t max_blocks = count_blocks(lanes, n, blocks);
   __m512i a = _mm512_set1_epi32(0x67452301);
   __m512i b = _mm512_set1_epi32(static_cast<int>(0xefcdab89));
   __m512i c = _mm512_set1_epi32(static_cast<int>(0x98badcfe));
@@ -212,10 +227,7 @@ __attribute__((target("avx512f"))) void md5_group(Lane* lanes, int n, Md5Digest*
   _mm512_store_si512(wb, b);
   _mm512_store_si512(wc, c);
   _mm512_store_si512(wd, d);
-  for (int i = 0; i < n; ++i) {
-    const std::uint32_t words[4] = {wa[i], wb[i], wc[i], wd[i]};
-    std::memcpy(out[i].data(), words, 16);
-  }
+  store_digests(wa, wb, wc, wd, n, out);
 }
 #undef SL_MD5_STEP
 
@@ -258,11 +270,7 @@ __attribute__((target("avx2"))) inline void transpose8(__m256i r[8]) {
 
 __attribute__((target("avx2"))) void md5_group8(Lane* lanes, int n, Md5Digest* out) {
   std::size_t blocks[8] = {};
-  std::size_t max_blocks = 0;
-  for (int i = 0; i < n; ++i) {
-    blocks[i] = lanes[i].full + lanes[i].tail_blocks;
-    max_blocks = std::max(max_blocks, blocks[i]);
-  }
+  const std::size_t max_blocks = count_blocks(lanes, n, blocks);
   __m256i a = _mm256_set1_epi32(0x67452301);
   __m256i b = _mm256_set1_epi32(static_cast<int>(0xefcdab89));
   __m256i c = _mm256_set1_epi32(static_cast<int>(0x98badcfe));
@@ -324,10 +332,7 @@ __attribute__((target("avx2"))) void md5_group8(Lane* lanes, int n, Md5Digest* o
   _mm256_store_si256(reinterpret_cast<__m256i*>(wb), b);
   _mm256_store_si256(reinterpret_cast<__m256i*>(wc), c);
   _mm256_store_si256(reinterpret_cast<__m256i*>(wd), d);
-  for (int i = 0; i < n; ++i) {
-    const std::uint32_t words[4] = {wa[i], wb[i], wc[i], wd[i]};
-    std::memcpy(out[i].data(), words, 16);
-  }
+  store_digests(wa, wb, wc, wd, n, out);
 }
 #undef SL_MD5_STEP8
 #undef SL_F8
