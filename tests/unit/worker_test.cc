@@ -75,8 +75,10 @@ class NeverAnsweringKinesis final : public ConsumerKinesisApi {
   Result<std::vector<Shard>> list_shards(const CancelToken* cancel) override {
     ++calls;
     if (cancel == nullptr) return Status::internal("the worker passed no cancel token");
-    while (cancel->sleep_for(std::chrono::hours(1))) {
-    }
+    // Bounded, so a broken cancellation fails the test instead of hanging it.
+    if (cancel->sleep_for(std::chrono::seconds(20)))
+      return Status::deadline_exceeded("ListShards was not cancelled within 20 s");
+    cancelled = true;
     return Status::cancelled("ListShards: cancelled");
   }
   Result<std::string> get_shard_iterator(const std::string&, const ShardIteratorStart&,
@@ -88,6 +90,7 @@ class NeverAnsweringKinesis final : public ConsumerKinesisApi {
     done(Status::internal("not reached"));
   }
   std::atomic<int> calls{0};
+  std::atomic<bool> cancelled{false};
 };
 
 TEST_F(WorkerTest, ShutdownDuringStartUpCancelsTheBlockingCallAndIsNotAnError) {
@@ -101,7 +104,9 @@ TEST_F(WorkerTest, ShutdownDuringStartUpCancelsTheBlockingCallAndIsNotAnError) {
   ASSERT_TRUE(poll_until([&] { return never->calls.load() >= 1; }));
   EXPECT_FALSE((*w)->stopped());
   (*w)->shutdown();
-  t.join();  // returns only because the shutdown cancelled ListShards
+  t.join();
+  EXPECT_TRUE(never->cancelled)
+      << "start() returned, but not because shutdown cancelled ListShards";
   EXPECT_TRUE(started.ok()) << started.to_string();
   EXPECT_TRUE((*w)->stopped());
 }
