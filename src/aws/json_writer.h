@@ -62,6 +62,8 @@ class JsonWriter {
 
   /// Append `s` as a JSON string literal with quotes.
   static void append_escaped(std::string& out, std::string_view s);
+  /// Append the JSON escape of one byte below 0x20, '"' or '\\' (\n, \u001f, ...).
+  static void append_escape(std::string& out, unsigned char c);
 
  private:
   JsonWriter& open(char c) {

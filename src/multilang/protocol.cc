@@ -5,6 +5,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "aws/json_writer.h"
 #include "core/digest.h"
 
 namespace shardline::detail::multilang {
@@ -69,36 +70,10 @@ void append_json_string(std::string& out, std::string_view s) {
       }
     }
     out.append(s.data() + run, i - run);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c >= 0x80) {
-          out += "\\ufffd";  // a byte that is not part of well-formed UTF-8
-        } else {
-          static constexpr char kHex[] = "0123456789abcdef";
-          const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-          out.append(esc, 6);
-        }
+    if (c >= 0x80) {
+      out += "\\ufffd";  // a byte that is not part of well-formed UTF-8
+    } else {
+      JsonWriter::append_escape(out, c);
     }
     ++i;
     run = i;
