@@ -57,7 +57,20 @@ class ChildProcess {
   /// Writes all of `data` unless the child stops reading: on EPIPE (the child closed stdin or
   /// died) returns kUnavailable; SIGPIPE is never raised in the daemon. Non-blocking: returns
   /// the number of bytes written (maybe 0 when the pipe is full).
-  Result<std::size_t> write_some(std::string_view data) noexcept;
+  ///
+  /// `zero_copy`: hand the pages of `data` to the pipe (vmsplice) instead of copying them; the
+  /// child then reads them from the daemon's memory. The caller must keep that memory alive and
+  /// unchanged until stdin_drained() (the child has read everything) or, if the conversation
+  /// ends first, hand it to hold_until_read(). Falls back to copying where vmsplice is refused.
+  Result<std::size_t> write_some(std::string_view data, bool zero_copy = false) noexcept;
+  /// True once nothing written with zero_copy is still waiting in the stdin pipe.
+  bool stdin_drained() noexcept;
+  /// Before close_stdin() of a child that is being killed: keeps `buffer` (the memory of the last
+  /// zero-copy writes) alive until no process can read it from the pipe any more. Checked when
+  /// this object is destroyed (after the reaper has reaped the child): freed if the pipe has no
+  /// reader left or nothing unread, else deliberately never freed (a process outside the
+  /// child's group still holds the pipe and could read whatever the memory held next).
+  void hold_until_read(std::string buffer) noexcept;
 
  private:
   ChildProcess() = default;
@@ -66,6 +79,10 @@ class ChildProcess {
   int out_ = -1;
   int err_ = -1;
   int pidfd_ = -1;
+  int held_fd_ = -1;          // a duplicate of stdin's write end while held_ is kept
+  std::string held_;          // see hold_until_read()
+  bool spliced_ = false;      // zero-copy bytes may still be in the pipe
+  bool zero_copy_ok_ = true;  // false once vmsplice has been refused
   bool reaped_ = false;
   int status_ = 0;
 };

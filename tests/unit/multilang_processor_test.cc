@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/digest.h"
 #include "shardline/lease_store.h"
 #include "shardline/multilang.h"
 #include "unit/multilang_test_support.h"
@@ -591,6 +592,81 @@ serve({'processRecords': process, 'initialize': init})
   }
   EXPECT_TRUE(counted);
   EXPECT_EQ(sup_->metrics().skipped_lines, 4000);
+}
+
+// Large messages go to the child without a copy (vmsplice from the message buffer, which the
+// next message reuses): each of several consecutive batches reaches the child exactly as sent.
+TEST_F(MultiLangProcessorTest, LargeMessagesArriveIntactBatchAfterBatch) {
+  auto p = make(dir_.child("c.py", R"PY(
+import hashlib
+def process(m):
+    h = hashlib.md5()
+    for r in m['records']:
+        h.update(r['data'].encode() + b'|' + r['sequenceNumber'].encode() + b'\n')
+    log(event='digest', n=len(m['records']), sha=h.hexdigest())
+serve({'processRecords': process})
+)PY"));
+  FakeCheckpointer cp;
+  ASSERT_TRUE(p->initialize(init()).ok());
+  std::vector<std::string> expected;
+  for (int batch = 0; batch < 4; ++batch) {
+    Batch b;
+    std::string text;
+    for (int i = 0; i < 400; ++i) {
+      // 600 bytes each, different in every batch: 400 records are about 330 KB of JSON.
+      const std::string data(600, static_cast<char>('a' + (batch * 7 + i) % 26));
+      b.add(seqno(batch * 1000 + i + 1), 0, data);
+      text += detail::base64_encode(data) + "|" + seqno(batch * 1000 + i + 1) + "\n";
+    }
+    ASSERT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
+    const detail::Md5Digest d = detail::md5(text);
+    expected.push_back(detail::to_hex(d.data(), d.size()));
+  }
+  std::vector<std::string> got;
+  for (const auto& e : dir_.events()) {
+    if (e.value("event", "") == "digest") {
+      EXPECT_EQ(e["n"], 400);
+      got.push_back(e["sha"]);
+    }
+  }
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(sup_->metrics().protocol_errors, 0);
+}
+
+// A child that answers processRecords before it has read the whole message breaks the protocol,
+// and the message's memory may still be read from the pipe: the child is killed (the buffer is
+// held until nothing can read it), and the next attempt's child gets the batch intact.
+TEST_F(MultiLangProcessorTest, AStatusBeforeTheWholeMessageWasReadKillsTheChild) {
+  options_.response_timeout = 10s;  // were the child kept, the retry would fail, not hang
+  auto p = make(dir_.child("c.py", R"PY(
+def process(m):
+    log(event='records', n=len(m['records']))
+def init(m):
+    status('initialize')
+    if GEN == 1:
+        os.read(0, 10)             # a few bytes of the processRecords line, then the answer
+        status('processRecords')
+        hang()
+    return 'sent'
+serve({'processRecords': process, 'initialize': init})
+)PY"));
+  FakeCheckpointer cp;
+  ASSERT_TRUE(p->initialize(init()).ok());
+  Batch b;
+  for (int i = 0; i < 300; ++i) b.add(seqno(i + 1), 0, std::string(500, 'q'));
+  const Status s = p->process_records(b.input(cp));
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable);
+  EXPECT_NE(s.message().find("answered processRecords before reading all of the message"),
+            std::string_view::npos)
+      << s.to_string();
+  EXPECT_EQ(sup_->metrics().protocol_errors, 1);
+  ASSERT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
+  int delivered = 0;
+  for (const auto& e : dir_.events()) {
+    if (e.value("event", "") == "records") delivered += e["n"].get<int>();
+  }
+  EXPECT_EQ(delivered, 300);
+  EXPECT_EQ(dir_.actions(2), (std::vector<std::string>{"initialize", "processRecords"}));
 }
 
 // A processor destroyed without a final message closes the child's stdin; a child that ignores
