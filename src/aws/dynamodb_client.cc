@@ -596,8 +596,14 @@ Result<std::vector<Item>> all_pages(std::string_view operation, Options options,
 void sleep_before_poll(std::chrono::steady_clock::time_point deadline,
                        std::chrono::milliseconds& delay) {
   const auto left = deadline - std::chrono::steady_clock::now();
-  // Polling a remote state: there is no event to wait on.
-  std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(delay, left));
+  // Polling a remote state: there is no event to wait on. A cancelled scope ends the wait (the
+  // next DescribeTable then returns kCancelled).
+  const auto wait = std::min<std::chrono::steady_clock::duration>(delay, left);
+  if (const CancelToken* cancel = detail::scoped_cancel_token()) {
+    (void)cancel->sleep_for(wait);
+  } else {
+    std::this_thread::sleep_for(wait);
+  }
   delay = std::min(delay * 2, std::chrono::milliseconds(1000));
 }
 

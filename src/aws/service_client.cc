@@ -164,7 +164,7 @@ Result<ServiceResponse> ServiceClient::call(std::string_view operation, const st
   const auto deadline =
       options.deadline.count() > 0 ? start + options.deadline : Clock::time_point::max();
   Status last;
-  const CancelToken* cancel = options.cancel;
+  const CancelToken* cancel = options.cancel != nullptr ? options.cancel : scoped_cancel_token();
   auto cancelled = [&] {
     return Status::cancelled(
         std::string(operation) + ": cancelled" +
@@ -200,5 +200,17 @@ Result<ServiceResponse> ServiceClient::call(std::string_view operation, const st
   }
   return std::move(last).with_context(operation);
 }
+
+namespace {
+thread_local const CancelToken* t_scoped_cancel = nullptr;
+}  // namespace
+
+CancelScope::CancelScope(const CancelToken* token) noexcept : previous_(t_scoped_cancel) {
+  t_scoped_cancel = token;
+}
+
+CancelScope::~CancelScope() { t_scoped_cancel = previous_; }
+
+const CancelToken* scoped_cancel_token() noexcept { return t_scoped_cancel; }
 
 }  // namespace shardline::detail

@@ -94,4 +94,22 @@ class ServiceClient {
 /// Options for an HTTP client built from an AwsClientConfig.
 HttpClientOptions http_options_from(const AwsClientConfig& config);
 
+/// While a CancelScope lives, the blocking calls this thread makes without a token of their own
+/// (CallOptions::cancel null), and the waits between DynamoDB table polls, are cancelled by
+/// `token`. It reaches calls behind interfaces that take no token: the worker wraps the lease
+/// store's start-up (LeaseStore::initialize) in one, so a shutdown ends it at once. Scopes nest.
+class CancelScope {
+ public:
+  explicit CancelScope(const CancelToken* token) noexcept;
+  ~CancelScope();
+  CancelScope(const CancelScope&) = delete;
+  CancelScope& operator=(const CancelScope&) = delete;
+
+ private:
+  const CancelToken* previous_;
+};
+
+/// The token of this thread's innermost CancelScope, or null.
+const CancelToken* scoped_cancel_token() noexcept;
+
 }  // namespace shardline::detail

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "aws/service_client.h"
 #include "consumer/lease_coordinator.h"
 #include "consumer/shard_consumer.h"
 #include "consumer/shard_sync.h"
@@ -216,8 +217,14 @@ class Worker::Impl {
         return Status(StatusCode::kFailedPrecondition, "the worker was started already");
       started_ = true;
     }
-    Status s = options_.lease_store->initialize();
-    if (s.ok()) s = sync_shards();
+    Status s;
+    {
+      // A shutdown also ends the lease store's calls at start-up (DynamoDB: DescribeTable,
+      // CreateTable, the wait for ACTIVE, the first leases), not only the Kinesis ones.
+      detail::CancelScope scope(&cancel_);
+      s = options_.lease_store->initialize();
+      if (s.ok()) s = sync_shards();
+    }
     if (!s.ok()) {
       // Never running: wait() and stopped() report it stopped. A shutdown requested during
       // start-up is not an error, even though it cut the start-up calls short.

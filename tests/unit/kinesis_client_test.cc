@@ -9,7 +9,9 @@
 #include <mutex>
 #include <thread>
 
+#include "aws/service_client.h"
 #include "core/digest.h"
+#include "shardline/dynamodb.h"
 #include "shardline/kinesis.h"
 #include "support/loopback_http_server.h"
 #include "support/test_util.h"
@@ -259,6 +261,44 @@ TEST_F(KinesisWire, CancelTokenEndsRetriesEarly) {
                                         {ShardIteratorType::kTrimHorizon, "", 0}, {}, &cancel);
   EXPECT_EQ(again.status().code(), StatusCode::kCancelled);
   EXPECT_EQ(n.load(), before);
+}
+
+// A call made without a token inside a CancelScope (how the worker reaches the lease store's
+// DynamoDB calls) is cancelled by the scope's token; outside the scope it is not.
+TEST_F(KinesisWire, CancelScopeReachesCallsWithoutAToken) {
+  AwsClientConfig c;
+  c.endpoint_url = server_->url("");
+  c.region = "eu-west-1";
+  c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "", {}, "t"});
+  c.retry_base = 200ms;
+  c.retry_cap = 1000ms;
+  c.max_attempts = 30;
+  auto ddb = DynamoDbClient::create(c);
+  ASSERT_TRUE(ddb.ok()) << ddb.status().to_string();
+  std::atomic<int> n{0};
+  handler_ = [&n](const LoopbackRequest&) {
+    ++n;
+    return LoopbackResponse::text(500, R"({"__type":"InternalServerError"})");
+  };
+  CancelToken cancel;
+  Result<TableDescription> r = Status::internal("not called");
+  std::thread t([&] {
+    detail::CancelScope scope(&cancel);
+    r = (*ddb)->describe_table("leases");
+  });
+  ASSERT_TRUE(testing::poll_until([&] { return n.load() >= 2; }));
+  cancel.cancel();
+  t.join();
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled) << r.status().to_string();
+  EXPECT_LT(n.load(), 30);
+  // The scope ended with its thread: a call outside it is not cancelled.
+  EXPECT_EQ(detail::scoped_cancel_token(), nullptr);
+  handler_ = [](const LoopbackRequest&) {
+    return LoopbackResponse::text(
+        400,
+        R"({"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no table"})");
+  };
+  EXPECT_EQ((*ddb)->describe_table("leases").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(KinesisWire, AsyncMakesExactlyOneAttempt) {

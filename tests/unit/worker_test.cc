@@ -9,7 +9,9 @@
 #include <set>
 #include <thread>
 
+#include "aws/service_client.h"
 #include "shardline/consumer.h"
+#include "shardline/dynamodb.h"
 #include "support/fake_consumer_kinesis.h"
 #include "support/faulty_lease_store.h"
 #include "support/test_util.h"
@@ -109,6 +111,41 @@ TEST_F(WorkerTest, ShutdownDuringStartUpCancelsTheBlockingCallAndIsNotAnError) {
       << "start() returned, but not because shutdown cancelled ListShards";
   EXPECT_TRUE(started.ok()) << started.to_string();
   EXPECT_TRUE((*w)->stopped());
+}
+
+// The lease store's start-up calls take no token; the worker's CancelScope reaches them: a
+// DynamoDB whose DescribeTable never answers is cut short by the shutdown too.
+TEST_F(WorkerTest, ShutdownDuringStartUpCancelsTheLeaseTableSetUp) {
+  std::atomic<int> calls{0};
+  std::atomic<bool> cancelled{false};
+  auto client = DynamoDbClient::create_with_transport(
+      [&](std::string_view operation, const std::string&) -> Result<std::string> {
+        ++calls;
+        const CancelToken* cancel = detail::scoped_cancel_token();
+        if (cancel == nullptr)
+          return Status::internal("no cancel scope around " + std::string(operation));
+        // Bounded, so a broken cancellation fails the test instead of hanging it.
+        if (cancel->sleep_for(std::chrono::seconds(20))) {
+          return Status::deadline_exceeded(std::string(operation) + " was not cancelled");
+        }
+        cancelled = true;
+        return Status::cancelled(std::string(operation) + ": cancelled");
+      });
+  auto store = make_dynamodb_lease_store(std::shared_ptr<DynamoDbClient>(std::move(client)), "leases");
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  auto o = options();
+  o.lease_store = std::shared_ptr<LeaseStore>(std::move(*store));
+  auto w = Worker::create(o, factory());
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  Status started = Status::internal("start() did not return");
+  std::thread t([&] { started = (*w)->start(); });
+  ASSERT_TRUE(poll_until([&] { return calls.load() >= 1; }));
+  (*w)->shutdown();
+  t.join();
+  EXPECT_TRUE(cancelled) << "start() returned, but not because shutdown cancelled DescribeTable";
+  EXPECT_TRUE(started.ok()) << started.to_string();
+  EXPECT_TRUE((*w)->stopped());
+  EXPECT_EQ(detail::scoped_cancel_token(), nullptr);
 }
 
 TEST_F(WorkerTest, InvalidSettingsNameTheKey) {
