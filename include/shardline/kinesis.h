@@ -224,7 +224,17 @@ class KinesisClient {
 namespace detail {
 /// `readable`: bytes that may be read from json.data(); 64 or more beyond json.size() lets the
 /// parser read the document in place instead of copying it (0: always copy).
+/// The Data strings are decoded straight from `json` and the DOM parser reads only what is left
+/// (a few hundred bytes per record); anything unusual, and every error, is left to
+/// parse_get_records_dom(), so results and errors are always the DOM parser's.
 Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t readable = 0);
+/// The reference parser (simdjson DOM over the whole body).
+Result<GetRecordsResult> parse_get_records_dom(std::string_view json, std::size_t readable = 0);
+/// parse_get_records()' first step: `json` gets the body with each "Data" string that is plain
+/// base64 replaced by its index in `data`, which gets the decoded bytes. false when the body
+/// needs the DOM parser as it is (an unterminated string, a key with an escape, a Data value
+/// that is not a string).
+bool compact_get_records(std::string_view body, std::string& json, std::vector<std::string>& data);
 Result<PutRecordsResult> parse_put_records(std::string_view json);
 std::string build_put_records(const StreamRef& stream, std::span<const PutRecordsEntry> records);
 }  // namespace detail

@@ -51,6 +51,80 @@ TEST(KinesisParse, GetRecordsParsedInPlaceWhenPadded) {
   EXPECT_EQ(in_place->next_shard_iterator, copied->next_shard_iterator);
 }
 
+// parse_get_records() decodes the Data strings straight from the body and gives the DOM parser
+// the rest; on every body, ordinary or odd, its result (or its error) is the DOM parser's.
+TEST(KinesisParse, CompactedGetRecordsAgreeWithTheDomParser) {
+  const std::vector<std::string> bodies = {
+      R"({"Records":[{"Data":"aGVsbG8=","PartitionKey":"p","SequenceNumber":"1"},)"
+      R"({"SequenceNumber":"2","Data" : "d29ybGQ=" ,"PartitionKey":"pk\"Data\":\"x"}],)"
+      R"("NextShardIterator":"it","MillisBehindLatest":3})",
+      R"({"Records":[{"Data":"","PartitionKey":"e","SequenceNumber":"1"}]})",
+      // An escaped slash in Data, Data that is not base64, Data that is not a string.
+      R"({"Records":[{"Data":"aGVs\/bG8=","PartitionKey":"p","SequenceNumber":"1"}]})",
+      R"({"Records":[{"Data":"!!!!","PartitionKey":"p","SequenceNumber":"1"}]})",
+      R"({"Records":[{"Data":17,"PartitionKey":"p","SequenceNumber":"1"}]})",
+      R"({"Records":[{"Data":"aGk=","Data":3,"PartitionKey":"p","SequenceNumber":"1"}]})",
+      // A key that unescapes to Data, with a number or with base64.
+      R"({"Records":[{"Dat\u0061":0,"PartitionKey":"p","SequenceNumber":"1"}]})",
+      R"({"Records":[{"Dat\u0061":"aGk=","PartitionKey":"p","SequenceNumber":"1"}]})",
+      // Repeated Data keys: the first counts, as in the DOM parser.
+      R"({"Records":[{"Data":"aGk=","Data":"bG8=","PartitionKey":"p","SequenceNumber":"1"}]})",
+      // Data elsewhere than in a record; strings that look like keys.
+      R"({"Records":[{"Data":"aGk=","X":{"Data":"bG8="},"PartitionKey":"Data","SequenceNumber":"1"}],"Data":"eA=="})",
+      // Malformed: unterminated, a missing comma, trailing garbage, a Data key in an array.
+      R"({"Records":[{"Data":"aGk=,"PartitionKey":"p"}]})",
+      R"({"Records":[{"Data":"aGk=" "PartitionKey":"p"}]})",
+      R"({"Records":[{"Data":"aGk="12,"PartitionKey":"p"}]})",
+      R"({"Records":[{"Data":"aGk="}]} x)",
+      R"({"Records":["Data":"aGk="]})",
+      R"({"Records":[{"Data":"aGk=","PartitionKey":"p\\","SequenceNumber":"1"}]})",
+      R"({"Records":[{"Data":"aGk=","PartitionKey":"p\\\"","SequenceNumber":"1"}]})",
+      R"("Data":"aGk=")",
+      "",
+  };
+  int compacted = 0;
+  for (const std::string& body : bodies) {
+    std::string json;
+    std::vector<std::string> data;
+    if (detail::compact_get_records(body, json, data) && !data.empty()) ++compacted;
+    auto fast = detail::parse_get_records(body);
+    auto dom = detail::parse_get_records_dom(body);
+    ASSERT_EQ(fast.ok(), dom.ok()) << body;
+    if (!fast.ok()) {
+      EXPECT_EQ(fast.status().to_string(), dom.status().to_string()) << body;
+      continue;
+    }
+    ASSERT_EQ(fast->records.size(), dom->records.size()) << body;
+    for (std::size_t i = 0; i < fast->records.size(); ++i) {
+      EXPECT_EQ(fast->records[i].data, dom->records[i].data) << body;
+      EXPECT_EQ(fast->records[i].partition_key, dom->records[i].partition_key) << body;
+      EXPECT_EQ(fast->records[i].sequence_number, dom->records[i].sequence_number) << body;
+    }
+    EXPECT_EQ(fast->next_shard_iterator, dom->next_shard_iterator) << body;
+    EXPECT_EQ(fast->millis_behind_latest, dom->millis_behind_latest) << body;
+  }
+  EXPECT_GE(compacted, 8) << "the compaction should take the ordinary bodies";
+}
+
+// The compaction itself: the DOM parser is left a few bytes per record, the base64 is decoded.
+TEST(KinesisParse, CompactionTakesTheBase64Out) {
+  const std::string payload(3000, 'z');
+  const std::string b64 = detail::base64_encode(payload);
+  const std::string body = R"({"Records":[{"Data":")" + b64 +
+                           R"(","PartitionKey":"p","SequenceNumber":"1"}],"MillisBehindLatest":0})";
+  std::string json;
+  std::vector<std::string> data;
+  ASSERT_TRUE(detail::compact_get_records(body, json, data));
+  EXPECT_EQ(
+      json,
+      R"({"Records":[{"Data":0 ,"PartitionKey":"p","SequenceNumber":"1"}],"MillisBehindLatest":0})");
+  ASSERT_EQ(data.size(), 1u);
+  EXPECT_EQ(data[0], payload);
+  EXPECT_FALSE(detail::compact_get_records(R"({"Records":[{"Data":5}]})", json, data));
+  EXPECT_FALSE(detail::compact_get_records(R"({"Records":[{"Da\u0074a":"eA=="}]})", json, data));
+  EXPECT_FALSE(detail::compact_get_records(R"({"Records":[{"Data":"eA==)", json, data));
+}
+
 TEST(KinesisParse, GetRecordsWithChildShardsAndTimestamps) {
   const std::string body = R"({"Records":[
     {"Data":"aGVsbG8=","PartitionKey":"pk\"1","SequenceNumber":"4959","ApproximateArrivalTimestamp":1700000000.123,"EncryptionType":"KMS"},
