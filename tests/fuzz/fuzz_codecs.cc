@@ -10,14 +10,10 @@
 #include <vector>
 
 #include "core/digest.h"
+#include "fuzz_util.h"
 
 using namespace shardline;
-
-namespace {
-void require(bool ok) {
-  if (!ok) std::abort();
-}
-}  // namespace
+using shardline::fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);

@@ -7,14 +7,13 @@
 #include <vector>
 
 #include "core/digest.h"
+#include "fuzz_util.h"
 #include "shardline/aggregation.h"
 
 using namespace shardline;
+using shardline::fuzz::require;
 
 namespace {
-void require(bool ok) {
-  if (!ok) std::abort();
-}
 bool inside(std::string_view view, std::string_view buf) {
   return view.empty() ||
          (view.data() >= buf.data() && view.data() + view.size() <= buf.data() + buf.size());

@@ -2,18 +2,13 @@
 // straight from the body, the DOM parser given the rest) against parse_get_records_dom() (the
 // DOM parser over the whole body). Same verdict, same error, same records, on any input.
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 
+#include "fuzz_util.h"
 #include "shardline/kinesis.h"
 
 using namespace shardline;
-
-namespace {
-void require(bool ok) {
-  if (!ok) std::abort();
-}
-}  // namespace
+using shardline::fuzz::require;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);

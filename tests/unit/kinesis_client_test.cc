@@ -222,6 +222,18 @@ class KinesisWire : public ::testing::Test {
     ASSERT_TRUE(k.ok()) << k.status().to_string();
     k_ = std::move(*k);
   }
+  // A client of the loopback server that retries slowly and long (30 attempts, backing off up
+  // to a second: about 25 s), for the cancellation tests.
+  AwsClientConfig slow_retry_config() const {
+    AwsClientConfig c;
+    c.endpoint_url = server_->url("");
+    c.region = "eu-west-1";
+    c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "", {}, "t"});
+    c.retry_base = 200ms;
+    c.retry_cap = 1000ms;
+    c.max_attempts = 30;
+    return c;
+  }
   std::function<LoopbackResponse(const LoopbackRequest&)> handler_;
   std::mutex mu_;
   std::vector<LoopbackRequest> requests_;
@@ -301,14 +313,7 @@ TEST_F(KinesisWire, GivesUpAfterMaxAttempts) {
 // A CancelToken ends a blocking call's retries: the call returns kCancelled long before its
 // attempts (30, backing off up to a second: about 25 s) run out.
 TEST_F(KinesisWire, CancelTokenEndsRetriesEarly) {
-  AwsClientConfig c;
-  c.endpoint_url = server_->url("");
-  c.region = "eu-west-1";
-  c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "", {}, "t"});
-  c.retry_base = 200ms;
-  c.retry_cap = 1000ms;
-  c.max_attempts = 30;
-  auto k = KinesisClient::create(c);
+  auto k = KinesisClient::create(slow_retry_config());
   ASSERT_TRUE(k.ok());
   std::atomic<int> n{0};
   handler_ = [&n](const LoopbackRequest&) {
@@ -340,14 +345,7 @@ TEST_F(KinesisWire, CancelTokenEndsRetriesEarly) {
 // A call made without a token inside a CancelScope (how the worker reaches the lease store's
 // DynamoDB calls) is cancelled by the scope's token; outside the scope it is not.
 TEST_F(KinesisWire, CancelScopeReachesCallsWithoutAToken) {
-  AwsClientConfig c;
-  c.endpoint_url = server_->url("");
-  c.region = "eu-west-1";
-  c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "", {}, "t"});
-  c.retry_base = 200ms;
-  c.retry_cap = 1000ms;
-  c.max_attempts = 30;
-  auto ddb = DynamoDbClient::create(c);
+  auto ddb = DynamoDbClient::create(slow_retry_config());
   ASSERT_TRUE(ddb.ok()) << ddb.status().to_string();
   std::atomic<int> n{0};
   handler_ = [&n](const LoopbackRequest&) {
