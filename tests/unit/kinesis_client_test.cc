@@ -211,10 +211,7 @@ class KinesisWire : public ::testing::Test {
     });
     ASSERT_TRUE(s.ok());
     server_ = std::move(*s);
-    AwsClientConfig c;
-    c.endpoint_url = server_->url("");
-    c.region = "eu-west-1";
-    c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "tok", {}, "t"});
+    AwsClientConfig c = config("tok");
     c.retry_base = 1ms;
     c.retry_cap = 2ms;
     c.max_attempts = 3;
@@ -222,13 +219,18 @@ class KinesisWire : public ::testing::Test {
     ASSERT_TRUE(k.ok()) << k.status().to_string();
     k_ = std::move(*k);
   }
-  // A client of the loopback server that retries slowly and long (30 attempts, backing off up
-  // to a second: about 25 s), for the cancellation tests.
-  AwsClientConfig slow_retry_config() const {
+  // The loopback server, static credentials (with a session token when `token` is set).
+  AwsClientConfig config(const std::string& token = "") const {
     AwsClientConfig c;
     c.endpoint_url = server_->url("");
     c.region = "eu-west-1";
-    c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", "", {}, "t"});
+    c.credentials = make_static_credentials_provider({"AKIDWIRE", "wire-secret", token, {}, "t"});
+    return c;
+  }
+  // Retrying slowly and long (30 attempts, backing off up to a second: about 25 s), for the
+  // cancellation tests.
+  AwsClientConfig slow_retry_config() const {
+    AwsClientConfig c = config();
     c.retry_base = 200ms;
     c.retry_cap = 1000ms;
     c.max_attempts = 30;
