@@ -100,6 +100,8 @@ struct MultiLangProcessorOptions {
   std::chrono::milliseconds child_exit_timeout{5000};
   /// replayBufferMaxBytes, per shard; 0 = no replay.
   std::int64_t replay_buffer_max_bytes = 64 << 20;
+  /// zeroCopyMessages: large messages reach the child's stdin by vmsplice (no copy).
+  bool zero_copy_messages = true;
   /// For log lines.
   std::string worker_id;
   /// Restarts that cannot replay release the lease here (the worker's store); null = restart

@@ -201,6 +201,7 @@ Result<std::unique_ptr<MultiLangDaemon>> MultiLangDaemon::create(MultiLangDaemon
   po.shutdown_grace = std::chrono::milliseconds(ml.shutdown_grace_millis);
   po.child_exit_timeout = std::chrono::milliseconds(ml.child_exit_timeout_millis);
   po.replay_buffer_max_bytes = ml.replay_buffer_max_bytes;
+  po.zero_copy_messages = ml.zero_copy_messages;
   po.worker_id = c.worker_id;
   po.lease_store = store;
   po.log = log;

@@ -455,7 +455,7 @@ class MultiLangProcessor final : public RecordProcessor {
   Status converse(std::string_view action, Checkpointer* cp) {
     if (!child_) return Status::unavailable("shard " + shard_id_ + ": no child");
     Steady::time_point deadline = response_deadline();
-    SHARDLINE_RETURN_IF_ERROR(write_all(msg_, deadline, action, /*zero_copy=*/true));
+    SHARDLINE_RETURN_IF_ERROR(write_all(msg_, deadline, action, sup_->options.zero_copy_messages));
     for (;;) {
       std::string_view line;
       while (next_line(line)) {

@@ -41,6 +41,18 @@ TEST(MultiLangConfig, DefaultsDifferFromTheJavaDaemonWhereDocumented) {
   EXPECT_NE(validate_config(m).message().find("timeoutInSeconds"), std::string_view::npos);
 }
 
+// shardline's own keys: zeroCopyMessages is on unless the file turns it off.
+TEST(MultiLangConfig, ZeroCopyMessagesCanBeTurnedOff) {
+  ConsumerConfig c;
+  MultiLangConfig m;
+  std::vector<std::string> warnings;
+  EXPECT_TRUE(m.zero_copy_messages);
+  ASSERT_TRUE(load("executableName = x\nzeroCopyMessages = false\n", c, m, warnings).ok());
+  EXPECT_FALSE(m.zero_copy_messages);
+  EXPECT_TRUE(warnings.empty());
+  EXPECT_FALSE(load("zeroCopyMessages = sometimes\n", c, m, warnings).ok());
+}
+
 // The Python sample's properties file (KCL 2.x/3.x), keys routed to both tables.
 TEST(MultiLangConfig, LoadsAJavaDaemonSampleFile) {
   const std::string text = R"(# The script that abides by the multi-language protocol.

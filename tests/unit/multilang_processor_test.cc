@@ -669,6 +669,29 @@ serve({'processRecords': process, 'initialize': init})
   EXPECT_EQ(dir_.actions(2), (std::vector<std::string>{"initialize", "processRecords"}));
 }
 
+// With zeroCopyMessages off, messages are copied into the pipe: nothing of the daemon's memory is
+// left to read, so a child that answers before reading the whole message is not a risk and is
+// kept (the bytes it left are its own business).
+TEST_F(MultiLangProcessorTest, CopiedMessagesLetAnEarlyAnswerThrough) {
+  options_.zero_copy_messages = false;
+  auto p = make(dir_.child("c.py", R"PY(
+def init(m):
+    status('initialize')
+    os.read(0, 10)
+    status('processRecords')
+    hang()
+    return 'sent'
+serve({'initialize': init})
+)PY"));
+  FakeCheckpointer cp;
+  ASSERT_TRUE(p->initialize(init()).ok());
+  Batch b;
+  for (int i = 0; i < 300; ++i) b.add(seqno(i + 1), 0, std::string(500, 'q'));
+  EXPECT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
+  EXPECT_EQ(sup_->metrics().protocol_errors, 0);
+  EXPECT_EQ(sup_->metrics().child_restarts, 0);
+}
+
 // A processor destroyed without a final message closes the child's stdin; a child that ignores
 // EOF is killed after childExitTimeoutMillis.
 TEST_F(MultiLangProcessorTest, ChildrenAreReapedAndStubbornOnesKilled) {
