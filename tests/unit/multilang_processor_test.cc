@@ -633,12 +633,9 @@ serve({'processRecords': process})
   EXPECT_EQ(sup_->metrics().protocol_errors, 0);
 }
 
-// A child that answers processRecords before it has read the whole message breaks the protocol,
-// and the message's memory may still be read from the pipe: the child is killed (the buffer is
-// held until nothing can read it), and the next attempt's child gets the batch intact.
-TEST_F(MultiLangProcessorTest, AStatusBeforeTheWholeMessageWasReadKillsTheChild) {
-  options_.response_timeout = 10s;  // were the child kept, the retry would fail, not hang
-  auto p = make(dir_.child("c.py", R"PY(
+// The first child answers processRecords after reading 10 bytes of it (then hangs); the next
+// ones log how many records they got.
+constexpr const char* kAnswersBeforeReading = R"PY(
 def process(m):
     log(event='records', n=len(m['records']))
 def init(m):
@@ -649,11 +646,24 @@ def init(m):
         hang()
     return 'sent'
 serve({'processRecords': process, 'initialize': init})
-)PY"));
-  FakeCheckpointer cp;
-  ASSERT_TRUE(p->initialize(init()).ok());
+)PY";
+
+// 300 records of 500 bytes: a message of about 220 KB, sent without a copy by default.
+Batch large_batch() {
   Batch b;
   for (int i = 0; i < 300; ++i) b.add(seqno(i + 1), 0, std::string(500, 'q'));
+  return b;
+}
+
+// A child that answers processRecords before it has read the whole message breaks the protocol,
+// and the message's memory may still be read from the pipe: the child is killed (the buffer is
+// held until nothing can read it), and the next attempt's child gets the batch intact.
+TEST_F(MultiLangProcessorTest, AStatusBeforeTheWholeMessageWasReadKillsTheChild) {
+  options_.response_timeout = 10s;  // were the child kept, the retry would fail, not hang
+  auto p = make(dir_.child("c.py", kAnswersBeforeReading));
+  FakeCheckpointer cp;
+  ASSERT_TRUE(p->initialize(init()).ok());
+  const Batch b = large_batch();
   const Status s = p->process_records(b.input(cp));
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
   EXPECT_NE(s.message().find("answered processRecords before reading all of the message"),
@@ -674,19 +684,10 @@ serve({'processRecords': process, 'initialize': init})
 // kept (the bytes it left are its own business).
 TEST_F(MultiLangProcessorTest, CopiedMessagesLetAnEarlyAnswerThrough) {
   options_.zero_copy_messages = false;
-  auto p = make(dir_.child("c.py", R"PY(
-def init(m):
-    status('initialize')
-    os.read(0, 10)
-    status('processRecords')
-    hang()
-    return 'sent'
-serve({'initialize': init})
-)PY"));
+  auto p = make(dir_.child("c.py", kAnswersBeforeReading));
   FakeCheckpointer cp;
   ASSERT_TRUE(p->initialize(init()).ok());
-  Batch b;
-  for (int i = 0; i < 300; ++i) b.add(seqno(i + 1), 0, std::string(500, 'q'));
+  const Batch b = large_batch();
   EXPECT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
   EXPECT_EQ(sup_->metrics().protocol_errors, 0);
   EXPECT_EQ(sup_->metrics().child_restarts, 0);
