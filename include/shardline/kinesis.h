@@ -231,9 +231,9 @@ Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t re
 /// The reference parser (simdjson DOM over the whole body).
 Result<GetRecordsResult> parse_get_records_dom(std::string_view json, std::size_t readable = 0);
 /// parse_get_records()' first step: `json` gets the body with each "Data" string that is plain
-/// base64 replaced by its index in `data`, which gets the decoded bytes. false when the body
-/// needs the DOM parser as it is (an unterminated string, a key with an escape, a Data value
-/// that is not a string).
+/// base64 replaced by its index in `data`, which gets the decoded bytes (both stay empty when
+/// there is none: the body is then parsed as it is). false when the body needs the DOM parser
+/// as it is (an unterminated string, a key with an escape, a Data value that is not a string).
 bool compact_get_records(std::string_view body, std::string& json, std::vector<std::string>& data);
 Result<PutRecordsResult> parse_put_records(std::string_view json);
 std::string build_put_records(const StreamRef& stream, std::span<const PutRecordsEntry> records);

@@ -218,6 +218,7 @@ bool compact_get_records(std::string_view body, std::string& json, std::vector<s
     data.push_back(std::move(decoded));
     copied = pos;
   }
+  if (data.empty()) return true;  // nothing taken out: no copy, the body is parsed as it is
   json.append(body.substr(copied));
   json.reserve(json.size() + simdjson::SIMDJSON_PADDING);
   return true;

@@ -365,14 +365,22 @@ TEST_F(KinesisWire, CancelScopeReachesCallsWithoutAToken) {
   t.join();
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled) << r.status().to_string();
   EXPECT_LT(n.load(), 30);
-  // The scope ended with its thread: a call outside it is not cancelled.
-  EXPECT_EQ(detail::scoped_cancel_token(), nullptr);
-  handler_ = [](const LoopbackRequest&) {
+  // The token is cancelled now. Inside a scope on this thread a call makes no attempt; once the
+  // scope has ended, the same call is made and answered.
+  handler_ = [&n](const LoopbackRequest&) {
+    ++n;
     return LoopbackResponse::text(
         400,
         R"({"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no table"})");
   };
+  const int before = n.load();
+  {
+    detail::CancelScope scope(&cancel);
+    EXPECT_EQ((*ddb)->describe_table("leases").status().code(), StatusCode::kCancelled);
+    EXPECT_EQ(n.load(), before);
+  }
   EXPECT_EQ((*ddb)->describe_table("leases").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(n.load(), before + 1);
 }
 
 TEST_F(KinesisWire, AsyncMakesExactlyOneAttempt) {
