@@ -29,7 +29,9 @@ remove_trees() {
 trap remove_trees EXIT
 
 build_rev() { # build_rev REV -> the bench binary's path on stdout
-  local tree="$work/tree-$(git rev-parse --short "$1")"
+  local short tree
+  short=$(git rev-parse --short "$1")
+  tree="$work/tree-$short"
   git worktree add --detach -f "$tree" "$1" >/dev/null 2>&1
   trees+=("$tree")
   cmake -S "$tree" -B "$tree/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDLINE_WERROR=ON \
