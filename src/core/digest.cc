@@ -28,9 +28,27 @@ std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 
 
 std::size_t base64_encode_to(const unsigned char* in, std::size_t n, char* out) noexcept {
   const std::size_t done = base64_encode_blocks(in, n, out);
-  const int rest = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out + done / 3 * 4), in + done,
-                                   static_cast<int>(n - done));
-  return done / 3 * 4 + static_cast<std::size_t>(rest);
+  out += done / 3 * 4;
+  const std::size_t rest = n - done;
+  if (rest > 2) {  // no vector code: OpenSSL's scalar loop, which also writes a NUL
+    return done / 3 * 4 +
+           static_cast<std::size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out),
+                                                    in + done, static_cast<int>(rest)));
+  }
+  // The last one or two bytes, padded: too few to be worth a library call per record.
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (rest == 0) {
+    *out = '\0';
+    return done / 3 * 4;
+  }
+  const unsigned b0 = in[done], b1 = rest == 2 ? in[done + 1] : 0u;
+  out[0] = kAlphabet[b0 >> 2];
+  out[1] = kAlphabet[((b0 & 3u) << 4) | (b1 >> 4)];
+  out[2] = rest == 2 ? kAlphabet[(b1 & 15u) << 2] : '=';
+  out[3] = '=';
+  out[4] = '\0';
+  return done / 3 * 4 + 4;
 }
 
 void base64_append(std::string& out, std::string_view bytes) {

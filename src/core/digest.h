@@ -40,7 +40,8 @@ void base64_append(std::string& out, std::string_view bytes);
 std::string base64_encode(std::string_view bytes);
 
 /// The AVX-512 VBMI kernels behind base64_append() and base64_decode() (src/core/
-/// base64_simd.cc). encode: whole 48-byte blocks of `in`, 64 characters each; decode: whole
+/// base64_simd.cc). encode: whole 3-byte groups of `in`, 4 characters each (all but the last
+/// 0-2 bytes, which need padding); decode: whole
 /// 64-character blocks while they are all in the alphabet, 48 bytes each. Both return how
 /// much input they consumed: 0 without VBMI, the rest is for the scalar code.
 std::size_t base64_encode_blocks(const unsigned char* in, std::size_t n, char* out) noexcept;

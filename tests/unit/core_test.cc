@@ -208,6 +208,24 @@ TEST(Digest, Base64VectorPathMatchesOpenSslAndStaysStrict) {
   if (!detail::base64_is_vectorized()) GTEST_SKIP() << "no AVX-512 VBMI: only the scalar path ran";
 }
 
+// base64_encode_to's contract, which the multilang writer relies on: the characters, one NUL,
+// and not a byte more (the vector tail writes under a mask).
+TEST(Digest, Base64EncodeToWritesTheCharactersAndOneNul) {
+  std::mt19937_64 rng(5);
+  for (std::size_t len = 0; len <= 200; ++len) {
+    std::string in(len, '\0');
+    for (char& c : in) c = static_cast<char>(rng());
+    const std::size_t size = detail::base64_encoded_size(len);
+    std::string out(size + 16, '#');
+    const std::size_t n = detail::base64_encode_to(
+        reinterpret_cast<const unsigned char*>(in.data()), len, out.data());
+    ASSERT_EQ(n, size) << "length " << len;
+    ASSERT_EQ(out.substr(0, n), detail::base64_encode(in)) << "length " << len;
+    ASSERT_EQ(out[n], '\0') << "length " << len;
+    ASSERT_EQ(out.substr(n + 1), std::string(15, '#')) << "length " << len;
+  }
+}
+
 TEST(Digest, Base64Rfc4648Vectors) {
   const std::pair<const char*, const char*> v[] = {{"", ""},
                                                    {"f", "Zg=="},
