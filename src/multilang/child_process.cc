@@ -225,7 +225,7 @@ ChildProcess::~ChildProcess() {
     const bool empty = ::ioctl(held_fd_, FIONREAD, &unread) == 0 && unread == 0;
     if (!no_reader && !empty) {
       // Deliberately leaked: freeing it would let that reader see the memory's next contents.
-      new std::string(std::move(held_));  // NOLINT: never freed, on purpose
+      new TextBuffer(std::move(held_));  // NOLINT: never freed, on purpose
     }
   }
   close_fd(held_fd_);
@@ -290,11 +290,11 @@ bool ChildProcess::stdin_drained() noexcept {
   return true;
 }
 
-void ChildProcess::hold_until_read(std::string buffer) noexcept {
+void ChildProcess::hold_until_read(TextBuffer buffer) noexcept {
   if (!spliced_ || in_ < 0 || stdin_drained()) return;  // nothing of it left in the pipe
   if (held_fd_ < 0) held_fd_ = ::fcntl(in_, F_DUPFD_CLOEXEC, 0);
   if (held_fd_ < 0) {
-    new std::string(std::move(buffer));  // NOLINT: cannot watch the pipe: never freed
+    new TextBuffer(std::move(buffer));  // NOLINT: cannot watch the pipe: never freed
     return;
   }
   held_ = std::move(buffer);

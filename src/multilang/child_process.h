@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/text_buffer.h"
 #include "shardline/result.h"
 
 namespace shardline::detail {
@@ -70,7 +71,7 @@ class ChildProcess {
   /// this object is destroyed (after the reaper has reaped the child): freed if the pipe has no
   /// reader left or nothing unread, else deliberately never freed (a process outside the
   /// child's group still holds the pipe and could read whatever the memory held next).
-  void hold_until_read(std::string buffer) noexcept;
+  void hold_until_read(TextBuffer buffer) noexcept;
 
  private:
   ChildProcess() = default;
@@ -80,7 +81,7 @@ class ChildProcess {
   int err_ = -1;
   int pidfd_ = -1;
   int held_fd_ = -1;          // a duplicate of stdin's write end while held_ is kept
-  std::string held_;          // see hold_until_read()
+  TextBuffer held_;           // see hold_until_read()
   bool spliced_ = false;      // zero-copy bytes may still be in the pipe
   bool zero_copy_ok_ = true;  // false once vmsplice has been refused
   bool reaped_ = false;

@@ -35,6 +35,7 @@
 #include <utility>
 
 #include "core/digest.h"
+#include "core/text_buffer.h"
 #include "multilang/child_process.h"
 #include "multilang/protocol.h"
 #include "multilang/supervisor.h"
@@ -139,7 +140,7 @@ struct ReplayBatch {
     std::uint16_t seq_len;
     std::int64_t sub;
   };
-  std::string text;
+  detail::TextBuffer text;
   std::string seqs;
   std::vector<Entry> entries;
   std::int64_t millis_behind_latest = 0;
@@ -187,22 +188,36 @@ class MultiLangProcessor final : public RecordProcessor {
     }
     const bool keep = sup_->options.replay_buffer_max_bytes > 0;
     ReplayBatch batch;
-    std::size_t estimate = 96;
+    // Enough for the whole message when no key needs escaping (the fixed text of a record is at
+    // most 160 bytes), and for any one record's worst case on top: msg_ grows only for keys
+    // that need escaping.
+    std::size_t estimate = 96, worst = 0;
     for (std::size_t i = first; i < recs.size(); ++i) {
       estimate += detail::base64_encoded_size(recs[i].data.size()) + recs[i].partition_key.size() +
-                  recs[i].sequence_number.size() + 140;
+                  recs[i].sequence_number.size() + 160;
+      worst = std::max(worst, ml::RecordWriter::max_size(recs[i]));
     }
+    estimate += worst + 1 + ml::RecordWriter::kSlack;
     if (msg_.capacity() < estimate && spare_.capacity() >= estimate) msg_.swap(spare_);
-    msg_.clear();
+    // The records are written straight into msg_'s room, which only grows when a record's
+    // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
+    compose([](std::string& m) { ml::append_process_records_begin(m); });
     msg_.reserve(estimate);
-    ml::append_process_records_begin(msg_);
     if (keep) batch.entries.reserve(recs.size() - first);
     std::string_view prev_seq;
     std::size_t seq_begin = 0;
+    char* p = msg_.end();
     for (std::size_t i = first; i < recs.size(); ++i) {
-      if (i != first) msg_ += ',';
-      const std::size_t begin = msg_.size();
-      writer_.append(msg_, recs[i]);
+      const std::size_t need = 1 + ml::RecordWriter::max_size(recs[i]) + ml::RecordWriter::kSlack;
+      if (msg_.capacity() - static_cast<std::size_t>(p - msg_.data()) < need) {
+        const std::size_t used = static_cast<std::size_t>(p - msg_.data());
+        msg_.set_size(used);
+        msg_.reserve(std::max(msg_.capacity() * 2, used + need));
+        p = msg_.end();
+      }
+      if (i != first) *p++ = ',';
+      const auto begin = static_cast<std::uint32_t>(p - msg_.data());
+      p = writer_.write(p, recs[i]);
       if (keep) {
         // The user records of one aggregate share their sequence number: kept once.
         if (i == first || recs[i].sequence_number != prev_seq) {
@@ -210,21 +225,23 @@ class MultiLangProcessor final : public RecordProcessor {
           seq_begin = batch.seqs.size();
           batch.seqs.append(prev_seq);
         }
-        batch.entries.push_back(
-            {static_cast<std::uint32_t>(begin), static_cast<std::uint32_t>(msg_.size()),
-             static_cast<std::uint32_t>(seq_begin), static_cast<std::uint16_t>(prev_seq.size()),
-             recs[i].sub_sequence_number});
+        batch.entries.push_back({begin, static_cast<std::uint32_t>(p - msg_.data()),
+                                 static_cast<std::uint32_t>(seq_begin),
+                                 static_cast<std::uint16_t>(prev_seq.size()),
+                                 recs[i].sub_sequence_number});
       }
     }
-    ml::append_process_records_end(msg_, in.millis_behind_latest);
+    msg_.set_size(static_cast<std::size_t>(p - msg_.data()));
+    scratch_.clear();
+    ml::append_process_records_end(scratch_, in.millis_behind_latest);
+    msg_.append(scratch_);
     sup_->counters.records_sent.fetch_add(static_cast<std::int64_t>(recs.size() - first),
                                           std::memory_order_relaxed);
     SHARDLINE_RETURN_IF_ERROR(converse("processRecords", &in.checkpointer));
     restarted_ = false;
     if (keep && !batch.entries.empty()) {
       batch.millis_behind_latest = in.millis_behind_latest;
-      batch.text = std::move(msg_);
-      msg_ = std::string();
+      batch.text = std::exchange(msg_, detail::TextBuffer());
       add_to_replay(std::move(batch));
     }
     trim_replay(in.checkpointer.last_checkpoint());
@@ -233,8 +250,7 @@ class MultiLangProcessor final : public RecordProcessor {
 
   Status shard_ended(Checkpointer& cp) override {
     SHARDLINE_RETURN_IF_ERROR(ensure_child(cp));
-    msg_.clear();
-    ml::append_action(msg_, "shardEnded");
+    compose([](std::string& m) { ml::append_action(m, "shardEnded"); });
     SHARDLINE_RETURN_IF_ERROR(converse("shardEnded", &cp));
     if (cp.last_checkpoint().sequence_number == kCheckpointShardEnd) {
       replay_.clear();
@@ -251,8 +267,7 @@ class MultiLangProcessor final : public RecordProcessor {
 
   Status lease_lost() override {
     if (!child_) return {};
-    msg_.clear();
-    ml::append_action(msg_, "leaseLost");
+    compose([](std::string& m) { ml::append_action(m, "leaseLost"); });
     // No retry could help: the lease is gone. A failed child has been killed already.
     (void)converse("leaseLost", nullptr);
     if (child_) end_child();
@@ -266,8 +281,7 @@ class MultiLangProcessor final : public RecordProcessor {
       return kill_child("was not sent shutdownRequested: shutdownGraceMillis (" +
                         std::to_string(sup_->options.shutdown_grace.count()) + " ms) had elapsed");
     }
-    msg_.clear();
-    ml::append_action(msg_, "shutdownRequested");
+    compose([](std::string& m) { ml::append_action(m, "shutdownRequested"); });
     return converse("shutdownRequested", &cp);
   }
 
@@ -318,8 +332,7 @@ class MultiLangProcessor final : public RecordProcessor {
     } else {
       sup_->log(LogLevel::kInfo, "shard " + shard_id_ + ": started child " + pid_text());
     }
-    msg_.clear();
-    ml::append_initialize(msg_, shard_id_, at);
+    compose([&](std::string& m) { ml::append_initialize(m, shard_id_, at); });
     SHARDLINE_RETURN_IF_ERROR(converse("initialize", nullptr));
     if (cp != nullptr) SHARDLINE_RETURN_IF_ERROR(replay(*cp));
     return {};
@@ -390,10 +403,12 @@ class MultiLangProcessor final : public RecordProcessor {
       std::size_t k = 0;
       while (k < b.entries.size() && compare(b.esn(k), from) <= 0) ++k;
       if (k == b.entries.size()) continue;
-      msg_.clear();
-      ml::append_process_records_begin(msg_);
-      msg_.append(b.text, b.entries[k].begin, b.entries.back().end - b.entries[k].begin);
-      ml::append_process_records_end(msg_, b.millis_behind_latest);
+      compose([](std::string& m) { ml::append_process_records_begin(m); });
+      msg_.append(
+          b.text.view().substr(b.entries[k].begin, b.entries.back().end - b.entries[k].begin));
+      scratch_.clear();
+      ml::append_process_records_end(scratch_, b.millis_behind_latest);
+      msg_.append(scratch_);
       const auto n = static_cast<std::int64_t>(b.entries.size() - k);
       sup_->counters.records_sent.fetch_add(n, std::memory_order_relaxed);
       sup_->counters.records_replayed.fetch_add(n, std::memory_order_relaxed);
@@ -441,6 +456,15 @@ class MultiLangProcessor final : public RecordProcessor {
   }
 
   // ---- talking to the child ----
+
+  // msg_ becomes the message `build` appends to a string (all but the records of
+  // processRecords, which are written into msg_ directly).
+  template <typename Build>
+  void compose(Build build) {
+    scratch_.clear();
+    build(scratch_);
+    msg_.assign(scratch_);
+  }
 
   // The deadline of the current wait: the response timeout, and the shutdown deadline.
   Steady::time_point wait_deadline(Steady::time_point response) const {
@@ -676,7 +700,7 @@ class MultiLangProcessor final : public RecordProcessor {
     const std::string pid = pid_text();
     sup_->remove_live(child_.get());
     child_->kill(SIGKILL);
-    child_->hold_until_read(std::exchange(msg_, std::string()));
+    child_->hold_until_read(std::exchange(msg_, detail::TextBuffer()));
     child_->close_stdin();
     sup_->pump->retire(std::move(child_), shard_id_, Steady::time_point::max());
     child_.reset();
@@ -694,7 +718,7 @@ class MultiLangProcessor final : public RecordProcessor {
   void end_child() {
     sup_->remove_live(child_.get());
     // Normally a no-op: every message was read before its status (checked in converse()).
-    child_->hold_until_read(std::exchange(msg_, std::string()));
+    child_->hold_until_read(std::exchange(msg_, detail::TextBuffer()));
     child_->close_stdin();
     sup_->pump->retire(std::move(child_), shard_id_,
                        Steady::now() + sup_->options.child_exit_timeout);
@@ -707,10 +731,11 @@ class MultiLangProcessor final : public RecordProcessor {
   std::unique_ptr<detail::ChildProcess> child_;
   int starts_ = 0;
   ml::RecordWriter writer_;
-  std::string msg_;    // the message being sent
-  std::string spare_;  // a buffer for the next message
-  std::string reply_;  // a checkpoint reply
-  std::string inbuf_;  // the child's stdout
+  detail::TextBuffer msg_;    // the message being sent
+  detail::TextBuffer spare_;  // a buffer for the next message
+  std::string scratch_;       // small messages, composed before they go to msg_
+  std::string reply_;         // a checkpoint reply
+  std::string inbuf_;         // the child's stdout
   std::size_t inpos_ = 0;
   bool discarding_ = false;
   int skipped_logged_ = 0;

@@ -42,14 +42,25 @@ void append_record(std::string& out, const ConsumerRecord& record);
 /// per aggregate instead of once per record. Same output.
 class RecordWriter {
  public:
+  /// Bytes past the end of a record that write() may store (and later overwrite): it copies
+  /// whole 32-byte blocks and the base64 encoder writes a NUL.
+  static constexpr std::size_t kSlack = 64;
+  /// An upper bound of what write() produces for `record` (its keys escaped at their worst).
+  static std::size_t max_size(const ConsumerRecord& record) noexcept;
+  /// Writes `record`'s object at `p` and returns its end. `p` must have room for
+  /// max_size(record) + kSlack bytes.
+  char* write(char* p, const ConsumerRecord& record);
+  /// write() at the end of `out`.
   void append(std::string& out, const ConsumerRecord& record);
 
  private:
   void refresh(const ConsumerRecord& record);
   std::string seq_;  // the sequence number `middle_` and `tail_` were built for
   std::int64_t arrival_ = -1;
-  std::string middle_;  // ,"sequenceNumber":"S","subSequenceNumber":
-  std::string tail_;    // ,"approximateArrivalTimestamp":T}
+  // ,"sequenceNumber":"S","subSequenceNumber":  and  ,"approximateArrivalTimestamp":T}
+  // Each is kept in a buffer padded to whole 32-byte blocks, which write() copies whole.
+  std::string middle_, tail_;
+  std::size_t middle_size_ = 0, tail_size_ = 0;
 };
 /// `],"millisBehindLatest":N}` and the newline.
 void append_process_records_end(std::string& out, std::int64_t millis_behind_latest);

@@ -633,6 +633,43 @@ serve({'processRecords': process})
   EXPECT_EQ(sup_->metrics().protocol_errors, 0);
 }
 
+// Keys that escape to six times their size overrun the message's estimate (which counts each
+// key once), so the message grows while records are written into it: every key still arrives
+// exactly, in order, after records with plain keys.
+TEST_F(MultiLangProcessorTest, KeysThatNeedEscapingGrowTheMessage) {
+  auto p = make(dir_.child("c.py", R"PY(
+import hashlib
+def process(m):
+    h = hashlib.md5()
+    for r in m['records']:
+        h.update(r['partitionKey'].encode() + b'|' + r['data'].encode() + b'\n')
+    log(event='digest', n=len(m['records']), sha=h.hexdigest())
+serve({'processRecords': process})
+)PY"));
+  FakeCheckpointer cp;
+  ASSERT_TRUE(p->initialize(init()).ok());
+  Batch b;
+  std::string text;
+  for (int i = 0; i < 600; ++i) {
+    // 256 control characters become 1,536 bytes of \u00XX escapes.
+    const std::string key =
+        i < 100 ? "plain-" + std::to_string(i) : std::string(256, static_cast<char>(1 + i % 31));
+    const std::string data = "record " + std::to_string(i);
+    b.add(seqno(1), i, data, key);
+    text += key + "|" + detail::base64_encode(data) + "\n";
+  }
+  ASSERT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
+  const detail::Md5Digest d = detail::md5(text);
+  bool seen = false;
+  for (const auto& e : dir_.events()) {
+    if (e.value("event", "") != "digest") continue;
+    seen = true;
+    EXPECT_EQ(e["n"], 600);
+    EXPECT_EQ(e["sha"], detail::to_hex(d.data(), d.size()));
+  }
+  EXPECT_TRUE(seen) << collected_.all_logs();
+}
+
 // The first child answers processRecords after reading 10 bytes of it (then hangs); the next
 // ones log how many records they got.
 constexpr const char* kAnswersBeforeReading = R"PY(
