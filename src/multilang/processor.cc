@@ -188,16 +188,11 @@ class MultiLangProcessor final : public RecordProcessor {
     }
     const bool keep = sup_->options.replay_buffer_max_bytes > 0;
     ReplayBatch batch;
-    // Enough for the whole message when no key needs escaping (the fixed text of a record is at
-    // most 160 bytes), and for any one record's worst case on top: msg_ grows only for keys
-    // that need escaping.
-    std::size_t estimate = 96, worst = 0;
-    for (std::size_t i = first; i < recs.size(); ++i) {
-      estimate += detail::base64_encoded_size(recs[i].data.size()) + recs[i].partition_key.size() +
-                  recs[i].sequence_number.size() + 160;
-      worst = std::max(worst, ml::RecordWriter::max_size(recs[i]));
-    }
-    estimate += worst + 1 + ml::RecordWriter::kSlack;
+    // Room for the message at the size per record of the last one, plus an eighth: reading
+    // every record's sizes first was a pass over them of its own. msg_ grows (one copy) when
+    // records are larger than before.
+    const std::size_t estimate =
+        256 + (recs.size() - first) * (bytes_per_record_ + bytes_per_record_ / 8);
     if (msg_.capacity() < estimate && spare_.capacity() >= estimate) msg_.swap(spare_);
     // The records are written straight into msg_'s room, which only grows when a record's
     // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
@@ -207,6 +202,7 @@ class MultiLangProcessor final : public RecordProcessor {
     std::string_view prev_seq;
     std::size_t seq_begin = 0;
     char* p = msg_.end();
+    writer_.begin_batch();
     for (std::size_t i = first; i < recs.size(); ++i) {
       const std::size_t need = 1 + ml::RecordWriter::max_size(recs[i]) + ml::RecordWriter::kSlack;
       if (msg_.capacity() - static_cast<std::size_t>(p - msg_.data()) < need) {
@@ -220,7 +216,10 @@ class MultiLangProcessor final : public RecordProcessor {
       p = writer_.write(p, recs[i]);
       if (keep) {
         // The user records of one aggregate share their sequence number: kept once.
-        if (i == first || recs[i].sequence_number != prev_seq) {
+        // (The user records of an aggregate share the same string: compared by address first.)
+        const std::string_view seq = recs[i].sequence_number;
+        if (i == first ||
+            ((seq.data() != prev_seq.data() || seq.size() != prev_seq.size()) && seq != prev_seq)) {
           prev_seq = recs[i].sequence_number;
           seq_begin = batch.seqs.size();
           batch.seqs.append(prev_seq);
@@ -232,6 +231,7 @@ class MultiLangProcessor final : public RecordProcessor {
       }
     }
     msg_.set_size(static_cast<std::size_t>(p - msg_.data()));
+    if (recs.size() > first) bytes_per_record_ = 1 + msg_.size() / (recs.size() - first);
     scratch_.clear();
     ml::append_process_records_end(scratch_, in.millis_behind_latest);
     msg_.append(scratch_);
@@ -731,11 +731,12 @@ class MultiLangProcessor final : public RecordProcessor {
   std::unique_ptr<detail::ChildProcess> child_;
   int starts_ = 0;
   ml::RecordWriter writer_;
-  detail::TextBuffer msg_;    // the message being sent
-  detail::TextBuffer spare_;  // a buffer for the next message
-  std::string scratch_;       // small messages, composed before they go to msg_
-  std::string reply_;         // a checkpoint reply
-  std::string inbuf_;         // the child's stdout
+  std::size_t bytes_per_record_ = 512;  // of the last processRecords message
+  detail::TextBuffer msg_;              // the message being sent
+  detail::TextBuffer spare_;            // a buffer for the next message
+  std::string scratch_;                 // small messages, composed before they go to msg_
+  std::string reply_;                   // a checkpoint reply
+  std::string inbuf_;                   // the child's stdout
   std::size_t inpos_ = 0;
   bool discarding_ = false;
   int skipped_logged_ = 0;

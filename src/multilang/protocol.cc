@@ -136,7 +136,10 @@ std::size_t set_padded(std::string& buf, const std::string& text) {
 // The text around the sub-sequence number changes once per Kinesis record, not per user
 // record: rebuild it only then.
 void RecordWriter::refresh(const ConsumerRecord& r) {
-  if (r.sequence_number != seq_ || middle_.empty()) {
+  const bool same_string =
+      r.sequence_number.data() == seq_data_ && r.sequence_number.size() == seq_.size();
+  seq_data_ = r.sequence_number.data();
+  if (!same_string && (r.sequence_number != seq_ || middle_.empty())) {
     seq_.assign(r.sequence_number);
     std::string m = R"(,"sequenceNumber":)";
     append_json_string(m, r.sequence_number);
@@ -196,6 +199,7 @@ char* RecordWriter::write(char* p, const ConsumerRecord& r) {
 }
 
 void RecordWriter::append(std::string& out, const ConsumerRecord& r) {
+  begin_batch();  // `r` may be anywhere, even where an earlier record's string was
   const std::size_t old = out.size();
   out.resize(old + max_size(r) + kSlack);
   out.resize(static_cast<std::size_t>(write(out.data() + old, r) - out.data()));

@@ -52,10 +52,14 @@ class RecordWriter {
   char* write(char* p, const ConsumerRecord& record);
   /// write() at the end of `out`.
   void append(std::string& out, const ConsumerRecord& record);
+  /// Before the records of a new batch: within one batch, records whose sequence number is the
+  /// same string (the user records of an aggregate) are recognised by its address.
+  void begin_batch() noexcept { seq_data_ = nullptr; }
 
  private:
   void refresh(const ConsumerRecord& record);
-  std::string seq_;  // the sequence number `middle_` and `tail_` were built for
+  std::string seq_;                 // the sequence number `middle_` and `tail_` were built for
+  const char* seq_data_ = nullptr;  // where the last record's sequence number was (this batch)
   std::int64_t arrival_ = -1;
   // ,"sequenceNumber":"S","subSequenceNumber":  and  ,"approximateArrivalTimestamp":T}
   // Each is kept in a buffer padded to whole 32-byte blocks, which write() copies whole.

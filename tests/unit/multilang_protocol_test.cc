@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "multilang/protocol.h"
@@ -127,6 +128,21 @@ TEST(MultiLangProtocol, RecordWriterMatchesAppendRecord) {
     ml::append_record(want, r);
   }
   EXPECT_EQ(a, want);
+
+  // A batch as the worker delivers it: the user records of an aggregate share one sequence
+  // number string (which the writer recognises by its address), written back to back.
+  std::map<std::string, std::string> shared;
+  std::vector<ConsumerRecord> views = b.views;
+  for (ConsumerRecord& r : views) {
+    r.sequence_number =
+        shared.emplace(std::string(r.sequence_number), r.sequence_number).first->second;
+  }
+  std::string batch(1 << 20, '\0');
+  char* p = batch.data();
+  w.begin_batch();
+  for (const ConsumerRecord& r : views) p = w.write(p, r);
+  batch.resize(static_cast<std::size_t>(p - batch.data()));
+  EXPECT_EQ(batch, want);
 }
 
 TEST(MultiLangProtocol, ActionsAndCheckpointReplies) {
