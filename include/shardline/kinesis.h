@@ -235,6 +235,43 @@ Result<GetRecordsResult> parse_get_records_dom(std::string_view json, std::size_
 /// there is none: the body is then parsed as it is). false when the body needs the DOM parser
 /// as it is (an unterminated string, a key with an escape, a Data value that is not a string).
 bool compact_get_records(std::string_view body, std::string& json, std::vector<std::string>& data);
+
+/// compact_get_records() fed the body piece by piece as it arrives, so that no copy of the
+/// whole body is made: the client feeds each received chunk while it is still in the cache.
+/// Same results: after finish(), compacted() says whether json() is the compacted document
+/// (with data() its decoded strings) or, when compact_get_records() would have left the body
+/// to the DOM parser, the body itself. Each Data string taken out before a reason to fall back
+/// showed up is then written back as the canonical base64 of its bytes, which decodes to the
+/// same bytes.
+class GetRecordsCompactor {
+ public:
+  /// Forget everything: a new body begins. `expected`: its length, if known (0 = unknown).
+  void reset(std::size_t expected = 0);
+  void feed(std::string_view piece);
+  void finish();
+  bool compacted() const noexcept { return finished_ && !failed_ && !data_.empty(); }
+  std::string& json() noexcept { return json_; }
+  std::vector<std::string>& data() noexcept { return data_; }
+  /// The body as it came (Data strings in canonical form); for an error the DOM path reports.
+  std::string original() const;
+
+ private:
+  enum class State { kScan, kString, kAfterString, kAfterColon, kDataValue, kFailed };
+  void fail();
+  State state_ = State::kScan;
+  bool finished_ = false, failed_ = false;
+  // The string being read: its length, first bytes (for "Data"), whether it holds a
+  // backslash, and whether the backslashes at its end so far are odd in number.
+  std::size_t str_len_ = 0;
+  char str_head_[4] = {};
+  bool str_backslash_ = false, odd_backslashes_ = false;
+  std::string value_;  // the Data string read so far (reused: stays in the cache)
+  std::string json_;
+  std::vector<std::size_t> index_at_;  // where each index was written in json_
+  std::vector<std::string> data_;
+};
+/// parse_get_records() of a body fed to `compactor` (finished).
+Result<GetRecordsResult> parse_get_records(GetRecordsCompactor& compactor);
 Result<PutRecordsResult> parse_put_records(std::string_view json);
 std::string build_put_records(const StreamRef& stream, std::span<const PutRecordsEntry> records);
 }  // namespace detail

@@ -104,6 +104,10 @@ struct Transfer {
   std::string host;  // "host:port", the only part of the URL that messages show
   curl_slist* header_list = nullptr;
   std::size_t max_response_bytes = 0;
+  std::size_t received = 0;  // body bytes so far
+  std::size_t expected = 0;  // Content-Length, 0 if unknown
+  int status_line_code = 0;  // of the last status line
+  bool filtering = false;    // the body goes to request.body_filter
   bool too_large = false;
   char error[CURL_ERROR_SIZE] = {};
 
@@ -118,11 +122,21 @@ struct Transfer {
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
-  if (n > t->max_response_bytes - std::min(t->max_response_bytes, t->response.body.size())) {
+  if (n > t->max_response_bytes - std::min(t->max_response_bytes, t->received)) {
     t->too_large = true;
     return CURL_WRITEFUNC_ERROR;
   }
-  t->response.body.append(data, n);
+  if (t->received == 0 && t->request.body_filter && t->status_line_code >= 200 &&
+      t->status_line_code < 300) {
+    t->filtering = true;
+    t->request.body_filter->begin(t->expected);
+  }
+  t->received += n;
+  if (t->filtering) {
+    t->request.body_filter->feed(std::string_view(data, n));
+  } else {
+    t->response.body.append(data, n);
+  }
   return n;
 }
 
@@ -135,6 +149,13 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
   if (line.starts_with("HTTP/")) {
     // A new header block: after a 1xx, keep only the final response's headers.
     headers.clear();
+    const std::size_t sp = line.find(' ');
+    t->status_line_code = 0;
+    for (std::size_t i = sp + 1; sp != std::string_view::npos && i < line.size() && i < sp + 4;
+         ++i) {
+      if (line[i] < '0' || line[i] > '9') break;
+      t->status_line_code = t->status_line_code * 10 + (line[i] - '0');
+    }
     return n;
   }
   if (line.empty()) return n;
@@ -156,7 +177,12 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
     }
     // Plus room for the padding a SIMD JSON parser reads past the end (kBodyPadding), so
     // the body can be parsed where it lies instead of copied.
-    if (length <= t->max_response_bytes) t->response.body.reserve(length + kBodyPadding);
+    if (length <= t->max_response_bytes) {
+      t->expected = length;
+      const bool filtered =
+          t->request.body_filter && t->status_line_code >= 200 && t->status_line_code < 300;
+      if (!filtered) t->response.body.reserve(length + kBodyPadding);
+    }
   }
   headers.emplace_back(std::move(name), std::string(value));
   return n;
@@ -628,6 +654,7 @@ class HttpClient::Impl {
       curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
       release_easy(easy);
       t->response.status = static_cast<int>(code);
+      if (t->filtering) t->request.body_filter->end();
       HttpResponse response = std::move(t->response);
       complete(std::move(t), std::move(response));
       return;

@@ -52,6 +52,19 @@ void log_to_stderr(LogLevel level, std::string_view message);
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
+/// Takes a 2xx response's body as it arrives, instead of the client collecting it in
+/// HttpResponse::body (which then stays empty): a parser can work on each chunk while it is in
+/// the cache. Other responses' bodies are collected as usual. Called on the event-loop thread.
+class BodyFilter {
+ public:
+  virtual ~BodyFilter() = default;
+  /// A 2xx response's body begins; `expected` is its Content-Length, or 0 if unknown.
+  virtual void begin(std::size_t expected) = 0;
+  virtual void feed(std::string_view chunk) = 0;
+  /// The body is complete (not called when the transfer fails).
+  virtual void end() = 0;
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET, POST, PUT, DELETE, HEAD, ...
   std::string url{};           // http:// or https:// only
@@ -63,6 +76,8 @@ struct HttpRequest {
   std::string body{};
   /// Whole-request timeout, including the wait for a free connection. 0 = the client's default.
   std::chrono::milliseconds timeout{0};
+  /// Optional: takes a 2xx response's body (see BodyFilter).
+  std::shared_ptr<BodyFilter> body_filter{};
 };
 
 /// Bytes of spare capacity the client leaves after a response body whose length it knew in

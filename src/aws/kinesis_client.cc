@@ -224,12 +224,182 @@ bool compact_get_records(std::string_view body, std::string& json, std::vector<s
   return true;
 }
 
+void GetRecordsCompactor::reset(std::size_t expected) {
+  state_ = State::kScan;
+  finished_ = failed_ = false;
+  str_len_ = 0;
+  str_backslash_ = odd_backslashes_ = false;
+  value_.clear();
+  json_.clear();
+  index_at_.clear();
+  data_.clear();
+  if (expected > 0) json_.reserve(expected / 8 + 64 + simdjson::SIMDJSON_PADDING);
+}
+
+// The same steps as compact_get_records(), with what it looks at across a piece's end kept in
+// the state: the string being lexed (its length, first bytes, backslashes) or the Data string.
+void GetRecordsCompactor::feed(std::string_view piece) {
+  const char* c = piece.data();
+  const std::size_t n = piece.size();
+  std::size_t k = 0;
+  while (k < n) {
+    switch (state_) {
+      case State::kFailed:
+        json_.append(c + k, n - k);
+        return;
+      case State::kScan: {
+        const void* q = std::memchr(c + k, '"', n - k);
+        if (q == nullptr) {
+          json_.append(c + k, n - k);
+          return;
+        }
+        const auto at = static_cast<std::size_t>(static_cast<const char*>(q) - c);
+        json_.append(c + k, at + 1 - k);
+        k = at + 1;
+        state_ = State::kString;
+        str_len_ = 0;
+        str_backslash_ = odd_backslashes_ = false;
+        break;
+      }
+      case State::kString: {
+        const void* q = std::memchr(c + k, '"', n - k);
+        const std::size_t end = q ? static_cast<std::size_t>(static_cast<const char*>(q) - c) : n;
+        const std::size_t seg = end - k;
+        for (std::size_t i = 0; i < seg && str_len_ + i < sizeof str_head_; ++i) {
+          str_head_[str_len_ + i] = c[k + i];
+        }
+        if (seg > 0) {
+          if (std::memchr(c + k, '\\', seg) != nullptr) str_backslash_ = true;
+          std::size_t b = 0;
+          while (b < seg && c[end - 1 - b] == '\\') ++b;
+          // All backslashes: they continue the run the previous piece ended with.
+          odd_backslashes_ = b == seg ? odd_backslashes_ != (b % 2 == 1) : b % 2 == 1;
+        }
+        json_.append(c + k, seg);
+        str_len_ += seg;
+        k = end;
+        if (q == nullptr) return;
+        json_.push_back('"');
+        ++k;
+        if (odd_backslashes_) {  // an escaped quote: the string goes on
+          if (str_len_ < sizeof str_head_) str_head_[str_len_] = '"';
+          ++str_len_;
+          odd_backslashes_ = false;
+        } else {
+          state_ = State::kAfterString;
+        }
+        break;
+      }
+      case State::kAfterString: {
+        while (k < n && json_space(c[k])) json_.push_back(c[k++]);
+        if (k == n) return;
+        if (c[k] != ':') {  // a value, not a key: c[k] is looked at again
+          state_ = State::kScan;
+          break;
+        }
+        if (str_backslash_) {
+          fail();
+          break;
+        }
+        json_.push_back(':');
+        ++k;
+        state_ = str_len_ == 4 && std::memcmp(str_head_, "Data", 4) == 0 ? State::kAfterColon
+                                                                         : State::kScan;
+        break;
+      }
+      case State::kAfterColon: {
+        while (k < n && json_space(c[k])) json_.push_back(c[k++]);
+        if (k == n) return;
+        if (c[k] != '"') {
+          fail();
+          break;
+        }
+        ++k;
+        value_.clear();
+        state_ = State::kDataValue;
+        break;
+      }
+      case State::kDataValue: {
+        const void* q = std::memchr(c + k, '"', n - k);
+        const std::size_t end = q ? static_cast<std::size_t>(static_cast<const char*>(q) - c) : n;
+        value_.append(c + k, end - k);
+        k = end;
+        if (q == nullptr) return;
+        ++k;
+        std::size_t b = 0;
+        while (b < value_.size() && value_[value_.size() - 1 - b] == '\\') ++b;
+        if (b % 2 == 1) {  // an escaped quote
+          value_.push_back('"');
+          break;
+        }
+        std::string decoded;
+        if (value_.find('\\') == std::string::npos && base64_decode(value_, decoded)) {
+          char index[24];
+          char* e = std::to_chars(index, index + sizeof index - 1, data_.size()).ptr;
+          *e++ = ' ';  // as in compact_get_records()
+          index_at_.push_back(json_.size());
+          json_.append(index, e);
+          data_.push_back(std::move(decoded));
+        } else {  // left as it is, for the DOM path
+          json_.push_back('"');
+          json_.append(value_);
+          json_.push_back('"');
+        }
+        state_ = State::kScan;
+        break;
+      }
+    }
+  }
+}
+
+void GetRecordsCompactor::finish() {
+  // An unterminated string, or "Data": with no string after it: the DOM parser's case.
+  if (state_ == State::kString || state_ == State::kAfterColon || state_ == State::kDataValue) {
+    fail();
+  }
+  finished_ = true;
+  json_.reserve(json_.size() + simdjson::SIMDJSON_PADDING);
+}
+
+void GetRecordsCompactor::fail() {
+  if (state_ == State::kDataValue) {  // its opening quote and what came of it so far
+    json_.push_back('"');
+    json_.append(value_);
+  }
+  if (!data_.empty()) json_ = original();
+  data_.clear();
+  index_at_.clear();
+  failed_ = true;
+  state_ = State::kFailed;
+}
+
+std::string GetRecordsCompactor::original() const {
+  if (data_.empty()) return json_;
+  std::size_t size = json_.size() + simdjson::SIMDJSON_PADDING;
+  for (const std::string& d : data_) size += base64_encoded_size(d.size()) + 2;
+  std::string out;
+  out.reserve(size);
+  std::size_t from = 0;
+  for (std::size_t i = 0; i < index_at_.size(); ++i) {
+    out.append(json_, from, index_at_[i] - from);
+    out.push_back('"');
+    base64_append(out, data_[i]);
+    out.push_back('"');
+    from = json_.find(' ', index_at_[i]) + 1;  // past the index and its space
+  }
+  out.append(json_, from);
+  return out;
+}
+
 namespace {
 
 // `decoded`: the Data strings compact_get_records() took out (a Data value that is a number is
 // an index in it), or null for an original body.
 Result<GetRecordsResult> get_records_from(dom::element doc, std::vector<std::string>* decoded) {
   GetRecordsResult out;
+  // (record, index in `decoded`): `decoded` is left whole if the document fails, for the
+  // caller to rebuild the body from.
+  std::vector<std::pair<std::size_t, std::size_t>> taken;
   dom::array records;
   if (!doc.at_key("Records").get_array().get(records)) {
     out.records.reserve(records.size());
@@ -240,7 +410,7 @@ Result<GetRecordsResult> get_records_from(dom::element doc, std::vector<std::str
       std::uint64_t at = 0;
       if (r.at_key("Data").get(d)) return bad_response("record without Data");
       if (decoded != nullptr && !d.get_uint64().get(at) && at < decoded->size()) {
-        rec.data = std::move((*decoded)[at]);
+        taken.emplace_back(out.records.size(), at);  // moved once all records parsed
       } else if (d.get_string().get(data)) {
         return bad_response("record without Data");
       } else if (!base64_decode(data, rec.data)) {
@@ -254,6 +424,7 @@ Result<GetRecordsResult> get_records_from(dom::element doc, std::vector<std::str
       out.records.push_back(std::move(rec));
     }
   }
+  for (const auto& [record, at] : taken) out.records[record].data = std::move((*decoded)[at]);
   std::string_view next;
   if (!doc.at_key("NextShardIterator").get_string().get(next) && !next.empty()) {
     out.next_shard_iterator = std::string(next);
@@ -294,6 +465,19 @@ Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t re
     decoded.clear();
   }
   return parse_get_records_dom(json, readable);
+}
+
+Result<GetRecordsResult> parse_get_records(GetRecordsCompactor& compactor) {
+  std::string& json = compactor.json();
+  if (!compactor.compacted()) return parse_get_records_dom(json, json.capacity());
+  auto doc = parse_doc(json, json.capacity());
+  if (doc.ok()) {
+    auto r = get_records_from(*doc, &compactor.data());
+    if (r.ok()) return r;
+  }
+  // As in parse_get_records(): an error is the DOM parser's, over the body.
+  const std::string body = compactor.original();
+  return parse_get_records_dom(body, body.capacity());
 }
 
 Result<GetRecordsResult> parse_get_records_dom(std::string_view json, std::size_t readable) {
@@ -599,13 +783,33 @@ Result<GetRecordsResult> KinesisClient::get_records(std::string_view shard_itera
   return detail::parse_get_records(r->body, r->body.capacity());
 }
 
+namespace {
+// Compacts a GetRecords body chunk by chunk as it arrives (see GetRecordsCompactor): the
+// body is never copied whole, and each chunk is lexed while it is in the cache.
+class GetRecordsFilter final : public detail::BodyFilter {
+ public:
+  void begin(std::size_t expected) override {
+    began = true;
+    compactor.reset(expected);
+  }
+  void feed(std::string_view chunk) override { compactor.feed(chunk); }
+  void end() override { compactor.finish(); }
+  bool began = false;
+  detail::GetRecordsCompactor compactor;
+};
+}  // namespace
+
 void KinesisClient::get_records_async(std::string_view shard_iterator, int limit,
                                       std::function<void(Result<GetRecordsResult>)> done) {
-  service_->call_async("GetRecords", get_records_body(shard_iterator, limit, nullptr),
-                       [done = std::move(done)](Result<ServiceResponse> r) {
-                         if (!r.ok()) return done(std::move(r).status());
-                         done(detail::parse_get_records(r->body, r->body.capacity()));
-                       });
+  auto filter = std::make_shared<GetRecordsFilter>();
+  service_->call_async(
+      "GetRecords", get_records_body(shard_iterator, limit, nullptr),
+      [done = std::move(done), filter](Result<ServiceResponse> r) {
+        if (!r.ok()) return done(std::move(r).status());
+        if (!filter->began) return done(detail::parse_get_records(r->body, r->body.capacity()));
+        done(detail::parse_get_records(filter->compactor));
+      },
+      std::chrono::milliseconds(0), filter);
 }
 
 Status KinesisClient::split_shard(const StreamRef& stream, std::string_view shard_id,

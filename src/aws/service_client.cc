@@ -134,12 +134,14 @@ Result<HttpRequest> ServiceClient::build_request(std::string_view operation, std
 }
 
 void ServiceClient::call_async(std::string_view operation, std::string body, Callback done,
-                               std::chrono::milliseconds timeout) {
+                               std::chrono::milliseconds timeout,
+                               std::shared_ptr<BodyFilter> filter) {
   Result<HttpRequest> req = build_request(operation, std::move(body), timeout);
   if (!req.ok()) {
     done(std::move(req).status());
     return;
   }
+  req->body_filter = std::move(filter);
   http_->submit(std::move(*req), [done = std::move(done)](Result<HttpResponse> r) {
     if (!r.ok()) {
       done(std::move(r).status());

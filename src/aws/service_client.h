@@ -47,8 +47,11 @@ class ServiceClient {
 
   /// One attempt, asynchronous. `done` runs on the HTTP event-loop thread (keep it short) with
   /// the body of a 2xx response, or the mapped error (AWS code, HTTP status, request id set).
+  /// `filter`, if given, takes a 2xx response's body as it arrives (the ServiceResponse's body
+  /// is then empty; see BodyFilter).
   void call_async(std::string_view operation, std::string body, Callback done,
-                  std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds(0),
+                  std::shared_ptr<BodyFilter> filter = nullptr);
 
   struct CallOptions {
     int max_attempts = 0;                          // 0 = config.max_attempts

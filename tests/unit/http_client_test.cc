@@ -241,6 +241,51 @@ TEST(HttpClient, LargeBodiesBothWays) {
   EXPECT_TRUE(r->body == body);
 }
 
+// A body filter gets a 2xx body in pieces, in order, with its Content-Length up front, and the
+// response's own body stays empty; a non-2xx body is collected as usual for the error.
+TEST(HttpClient, BodyFilterTakesOnlySuccessfulBodies) {
+  struct Collect final : detail::BodyFilter {
+    void begin(std::size_t n) override {
+      ++begins;
+      expected = n;
+    }
+    void feed(std::string_view chunk) override {
+      body.append(chunk);
+      ++pieces;
+    }
+    void end() override { ++ends; }
+    int begins = 0, ends = 0, pieces = 0;
+    std::size_t expected = 0;
+    std::string body;
+  };
+  auto server = start_server(echo);
+  ASSERT_NE(server, nullptr);
+  auto client = make_client({.request_timeout = kWait});
+  ASSERT_NE(client, nullptr);
+  const std::string body = pattern(3 << 20, 9);
+  auto filter = std::make_shared<Collect>();
+  auto r = client->send(
+      {.method = "POST", .url = server->url("/echo"), .body = body, .body_filter = filter});
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(r->body.empty());
+  EXPECT_EQ(filter->begins, 1);
+  EXPECT_EQ(filter->ends, 1);
+  EXPECT_EQ(filter->expected, body.size());
+  EXPECT_GT(filter->pieces, 1) << "3 MiB should arrive in several pieces";
+  EXPECT_TRUE(filter->body == body);
+
+  auto error_server = start_server(
+      [](const LoopbackRequest&) { return LoopbackResponse::text(400, "{\"__type\":\"Bad\"}"); });
+  ASSERT_NE(error_server, nullptr);
+  auto unused = std::make_shared<Collect>();
+  auto e = client->send({.url = error_server->url("/"), .body_filter = unused});
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  EXPECT_EQ(e->status, 400);
+  EXPECT_EQ(e->body, "{\"__type\":\"Bad\"}");
+  EXPECT_EQ(unused->begins + unused->ends + unused->pieces, 0);
+}
+
 TEST(HttpClient, MethodsPutDeleteHead) {
   auto server = start_server(echo);
   ASSERT_NE(server, nullptr);

@@ -53,8 +53,9 @@ TEST(KinesisParse, GetRecordsParsedInPlaceWhenPadded) {
 
 // parse_get_records() decodes the Data strings straight from the body and gives the DOM parser
 // the rest; on every body, ordinary or odd, its result (or its error) is the DOM parser's.
-TEST(KinesisParse, CompactedGetRecordsAgreeWithTheDomParser) {
-  const std::vector<std::string> bodies = {
+// Ordinary and odd GetRecords bodies: each one either compacts or needs the DOM parser.
+const std::vector<std::string>& odd_bodies() {
+  static const std::vector<std::string> bodies = {
       R"({"Records":[{"Data":"aGVsbG8=","PartitionKey":"p","SequenceNumber":"1"},)"
       R"({"SequenceNumber":"2","Data" : "d29ybGQ=" ,"PartitionKey":"pk\"Data\":\"x"}],)"
       R"("NextShardIterator":"it","MillisBehindLatest":3})",
@@ -81,29 +82,85 @@ TEST(KinesisParse, CompactedGetRecordsAgreeWithTheDomParser) {
       R"({"Records":[{"Data":"aGk=","PartitionKey":"p\\\"","SequenceNumber":"1"}]})",
       R"("Data":"aGk=")",
       "",
+      // Backslash runs before a quote, odd and even, in keys and values.
+      R"({"Records":[{"Data":"aGk=","PartitionKey":"a\\\\","SequenceNumber":"1\\\""}]})",
+      R"({"Records":[{"Data":"aGk=\\","PartitionKey":"p","SequenceNumber":"1"}]})",
+      R"({"Records":[{"Data":"aG\"k=","PartitionKey":"p","SequenceNumber":"1"}]})",
   };
+  return bodies;
+}
+
+void expect_same_result(const Result<GetRecordsResult>& got, const Result<GetRecordsResult>& want,
+                        const std::string& body) {
+  ASSERT_EQ(got.ok(), want.ok()) << body;
+  if (!got.ok()) {
+    EXPECT_EQ(got.status().to_string(), want.status().to_string()) << body;
+    return;
+  }
+  ASSERT_EQ(got->records.size(), want->records.size()) << body;
+  for (std::size_t i = 0; i < got->records.size(); ++i) {
+    EXPECT_EQ(got->records[i].data, want->records[i].data) << body;
+    EXPECT_EQ(got->records[i].partition_key, want->records[i].partition_key) << body;
+    EXPECT_EQ(got->records[i].sequence_number, want->records[i].sequence_number) << body;
+  }
+  EXPECT_EQ(got->next_shard_iterator, want->next_shard_iterator) << body;
+  EXPECT_EQ(got->millis_behind_latest, want->millis_behind_latest) << body;
+}
+
+TEST(KinesisParse, CompactedGetRecordsAgreeWithTheDomParser) {
+  const std::vector<std::string>& bodies = odd_bodies();
   int compacted = 0;
   for (const std::string& body : bodies) {
     std::string json;
     std::vector<std::string> data;
     if (detail::compact_get_records(body, json, data) && !data.empty()) ++compacted;
-    auto fast = detail::parse_get_records(body);
-    auto dom = detail::parse_get_records_dom(body);
-    ASSERT_EQ(fast.ok(), dom.ok()) << body;
-    if (!fast.ok()) {
-      EXPECT_EQ(fast.status().to_string(), dom.status().to_string()) << body;
-      continue;
-    }
-    ASSERT_EQ(fast->records.size(), dom->records.size()) << body;
-    for (std::size_t i = 0; i < fast->records.size(); ++i) {
-      EXPECT_EQ(fast->records[i].data, dom->records[i].data) << body;
-      EXPECT_EQ(fast->records[i].partition_key, dom->records[i].partition_key) << body;
-      EXPECT_EQ(fast->records[i].sequence_number, dom->records[i].sequence_number) << body;
-    }
-    EXPECT_EQ(fast->next_shard_iterator, dom->next_shard_iterator) << body;
-    EXPECT_EQ(fast->millis_behind_latest, dom->millis_behind_latest) << body;
+    expect_same_result(detail::parse_get_records(body), detail::parse_get_records_dom(body), body);
   }
   EXPECT_GE(compacted, 8) << "the compaction should take the ordinary bodies";
+}
+
+// The compaction fed piece by piece, as the HTTP client feeds it: split at every position (and
+// byte by byte), it produces what compact_get_records() produces from the whole body, and its
+// parse agrees with the DOM parser's.
+TEST(KinesisParse, StreamingCompactionMatchesTheWholeBodyOne) {
+  std::vector<std::string> bodies = odd_bodies();
+  // A long Data string, so that splits fall inside base64 too.
+  bodies.push_back(R"({"Records":[{"Data":")" + detail::base64_encode(std::string(200, 'q')) +
+                   R"(","PartitionKey":"p","SequenceNumber":"1"}],"MillisBehindLatest":5})");
+  for (const std::string& body : bodies) {
+    std::string whole_json;
+    std::vector<std::string> whole_data;
+    const bool ok = detail::compact_get_records(body, whole_json, whole_data);
+    const auto want = detail::parse_get_records_dom(body);
+    std::vector<std::vector<std::size_t>> splits;
+    for (std::size_t at = 0; at <= body.size(); ++at) splits.push_back({at});
+    std::vector<std::size_t> every;
+    for (std::size_t at = 1; at < body.size(); ++at) every.push_back(at);
+    if (!every.empty()) splits.push_back(every);
+    for (const auto& cuts : splits) {
+      detail::GetRecordsCompactor c;
+      c.reset(body.size());
+      std::size_t from = 0;
+      for (std::size_t at : cuts) {
+        c.feed(std::string_view(body).substr(from, at - from));
+        from = at;
+      }
+      c.feed(std::string_view(body).substr(from));
+      c.finish();
+      const std::string where = body + " (split at " + std::to_string(cuts.front()) +
+                                (cuts.size() > 1 ? ", every byte)" : ")");
+      if (ok && !whole_data.empty()) {
+        ASSERT_TRUE(c.compacted()) << where;
+        EXPECT_EQ(c.json(), whole_json) << where;
+        EXPECT_EQ(c.data(), whole_data) << where;
+        EXPECT_EQ(c.original(), body) << where;
+      } else {
+        ASSERT_FALSE(c.compacted()) << where;
+        EXPECT_EQ(c.json(), body) << where;  // these bodies' base64 is canonical
+      }
+      expect_same_result(detail::parse_get_records(c), want, where);
+    }
+  }
 }
 
 // The compaction itself: the DOM parser is left a few bytes per record, the base64 is decoded.
