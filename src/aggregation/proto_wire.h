@@ -49,6 +49,11 @@ class WireReader {
 
   /// Up to 10 bytes; false on truncation or an over-long varint.
   bool varint(std::uint64_t& out) noexcept {
+    // Tags, lengths under 128 and small indexes: one byte, the common case by far.
+    if (p_ != end_ && *p_ < 0x80) [[likely]] {
+      out = *p_++;
+      return true;
+    }
     std::uint64_t v = 0;
     for (int shift = 0; shift < 70; shift += 7) {  // 10 bytes; bits past 64 are dropped
       if (p_ == end_) return false;
