@@ -260,22 +260,6 @@ class Deaggregator {
   /// results hold until the next predigest(); the buffers must not change in between.
   void predigest(std::span<const std::string_view> datas);
 
-  /// predigest() in two halves, for records that arrive on another thread than the one that
-  /// decodes them: digest() checks the trailers where the buffers are still in the cache (any
-  /// thread; thread-safe), and adopt() makes the verdicts this reader's as predigest() would.
-  class Digests {
-   private:
-    friend class Deaggregator;
-    struct Entry {
-      const char* data;
-      std::size_t size;
-      bool md5_ok;
-    };
-    std::vector<Entry> entries_;
-  };
-  static Digests digest(std::span<const std::string_view> datas);
-  void adopt(const Digests& digests);
-
   const DeaggregateOptions& options() const noexcept { return options_; }
 
  private:
@@ -287,10 +271,15 @@ class Deaggregator {
   std::vector<std::string_view> pk_table_;
   std::vector<std::string_view> ehk_table_;
   std::vector<detail::RecordSpan> records_;
-  using Predigested = Digests::Entry;
+  struct Predigested {
+    const char* data;
+    std::size_t size;
+    bool md5_ok;
+  };
   std::vector<Predigested> predigested_;
   std::size_t predigest_next_ = 0;
-  std::vector<std::array<unsigned char, 16>> digest_out_;  // MD5 digests of partition keys
+  std::vector<std::string_view> digest_in_;
+  std::vector<std::array<unsigned char, 16>> digest_out_;  // MD5 digests
 };
 
 /// True when `data` is an aggregate by the KCL's rule: magic, more than 16 bytes after it,

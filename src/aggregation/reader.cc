@@ -232,33 +232,22 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
 }
 
 void Deaggregator::predigest(std::span<const std::string_view> datas) {
-  Digests d = digest(datas);
-  predigested_.swap(d.entries_);
+  predigested_.clear();
   predigest_next_ = 0;
-}
-
-Deaggregator::Digests Deaggregator::digest(std::span<const std::string_view> datas) {
-  Digests out;
-  std::vector<std::string_view> in;
+  digest_in_.clear();
   for (std::string_view d : datas) {
     if (d.size() <= kAggregationOverhead ||
         std::memcmp(d.data(), kAggregationMagic.data(), kAggregationMagic.size()) != 0)
       continue;
-    out.entries_.push_back(Digests::Entry{d.data(), d.size(), false});
-    in.push_back(d.substr(4, d.size() - kAggregationOverhead));
+    predigested_.push_back(Predigested{d.data(), d.size(), false});
+    digest_in_.push_back(d.substr(4, d.size() - kAggregationOverhead));
   }
-  std::vector<detail::Md5Digest> md5(in.size());
-  detail::md5_many(in, md5);
-  for (std::size_t i = 0; i < out.entries_.size(); ++i) {
-    Digests::Entry& e = out.entries_[i];
-    e.md5_ok = std::memcmp(md5[i].data(), e.data + e.size - 16, 16) == 0;
+  digest_out_.resize(digest_in_.size());
+  detail::md5_many(digest_in_, digest_out_);
+  for (std::size_t i = 0; i < predigested_.size(); ++i) {
+    const Predigested& p = predigested_[i];
+    predigested_[i].md5_ok = std::memcmp(digest_out_[i].data(), p.data + p.size - 16, 16) == 0;
   }
-  return out;
-}
-
-void Deaggregator::adopt(const Digests& digests) {
-  predigested_ = digests.entries_;
-  predigest_next_ = 0;
 }
 
 bool is_aggregated(std::string_view data) {

@@ -416,8 +416,10 @@ void ShardConsumer::do_process() {
   std::int64_t bytes = 0;
   // Committed only when the batch is done with: a retried batch is filtered the same way again.
   bool filtering = filtering_checkpoint_;
-  // The batch's aggregates were digested together when they arrived (on_records()).
-  deaggregator_.adopt(batch->digests);
+  // The batch's aggregates are digested together (several per GetRecords answer).
+  digest_views_.clear();
+  for (const StreamRecord& rec : batch->result.records) digest_views_.push_back(rec.data);
+  deaggregator_.predigest(digest_views_);
   for (const StreamRecord& rec : batch->result.records) {
     int cmp = 1;
     if (filtering) {
@@ -765,16 +767,6 @@ void ShardConsumer::start_fetch() {
 }
 
 void ShardConsumer::on_records(Result<GetRecordsResult> r, Clock::time_point started) {
-  // The aggregates' MD5 trailers are checked here, on the thread that has just decoded them
-  // from the response and while they are still in its cache: the worker thread that
-  // deaggregates them later would read them all from memory once more for this alone.
-  Deaggregator::Digests digests;
-  if (r.ok() && !r->records.empty()) {
-    std::vector<std::string_view> views;
-    views.reserve(r->records.size());
-    for (const StreamRecord& rec : r->records) views.push_back(rec.data);
-    digests = Deaggregator::digest(views);
-  }
   {
     std::lock_guard lk(mu_);
     fetch_in_flight_ = false;
@@ -810,7 +802,6 @@ void ShardConsumer::on_records(Result<GetRecordsResult> r, Clock::time_point sta
         }
         expected_batch_bytes_ = std::max<std::int64_t>(b.bytes, 64 * 1024);
         b.result = std::move(res);
-        b.digests = std::move(digests);
         queued_records_ += b.records;
         queued_bytes_ += b.bytes;
         ctx_.counters->prefetch_bytes.fetch_add(b.bytes, std::memory_order_relaxed);

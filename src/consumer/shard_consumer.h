@@ -121,7 +121,6 @@ class ShardConsumer : public std::enable_shared_from_this<ShardConsumer> {
  private:
   struct Batch {
     GetRecordsResult result;
-    Deaggregator::Digests digests;  // the aggregates' MD5 verdicts
     std::int64_t bytes = 0;
     std::int64_t records = 0;
   };
@@ -166,6 +165,7 @@ class ShardConsumer : public std::enable_shared_from_this<ShardConsumer> {
   std::shared_ptr<CheckpointerImpl> checkpointer_;
   std::unique_ptr<RecordProcessor> processor_;  // step() only
   Deaggregator deaggregator_;                   // step() only
+  std::vector<std::string_view> digest_views_;  // step() only
   std::vector<UserRecordView> views_;           // step() only
   std::vector<ConsumerRecord> records_;         // step() only
   std::optional<HashKeyRange> range_;           // step() only

@@ -64,37 +64,6 @@ TEST(Deaggregator, BadMd5PassesThroughRaw) {
   EXPECT_FALSE(is_aggregated(blob));
 }
 
-// Verdicts computed apart (digest(), as the consumer does on the thread the records arrive on)
-// and adopted are what decode() goes by, in order, with a plain record and a bad trailer among
-// them; a buffer that was not digested is checked as usual.
-TEST(Deaggregator, AdoptedDigestsAreUsedInOrder) {
-  const std::string good = vector_blob("08_fanout_2rec");
-  std::string bad = good;
-  bad.back() = static_cast<char>(bad.back() ^ 0x01);
-  const std::string plain = "not an aggregate";
-  const std::string other = vector_blob("08_fanout_2rec");  // not digested
-  const std::vector<std::string_view> views = {good, plain, bad};
-  const Deaggregator::Digests digests = Deaggregator::digest(views);
-  Deaggregator d;
-  d.adopt(digests);
-  std::vector<UserRecordView> out;
-  EXPECT_EQ(d.decode({good, "o", std::nullopt}, out).kind, BlobKind::kAggregated);
-  EXPECT_EQ(d.decode({plain, "o", std::nullopt}, out).kind, BlobKind::kPlain);
-  EXPECT_EQ(d.decode({bad, "o", std::nullopt}, out).kind, BlobKind::kInvalidAggregate);
-  EXPECT_EQ(d.decode({other, "o", std::nullopt}, out).kind, BlobKind::kAggregated);
-
-  // The verdict is the one adopted: a trailer broken after digest() (which the contract
-  // forbids) goes unnoticed, which shows decode() did not digest again.
-  std::string changed = good;
-  const Deaggregator::Digests before = Deaggregator::digest(std::vector<std::string_view>{changed});
-  changed.back() = static_cast<char>(changed.back() ^ 0x01);
-  d.adopt(before);
-  EXPECT_EQ(d.decode({changed, "o", std::nullopt}, out).kind, BlobKind::kAggregated);
-  // Adopted again (a retried batch): the verdicts start over.
-  d.adopt(digests);
-  EXPECT_EQ(d.decode({bad, "o", std::nullopt}, out).kind, BlobKind::kInvalidAggregate);
-}
-
 TEST(Deaggregator, TruncationInsideARecordPassesThroughRaw) {
   // Cut the last record's data short and fix the MD5, so only the protobuf is broken.
   std::string proto = proto_of(vector_blob("08_fanout_2rec"));
