@@ -14,6 +14,7 @@
 #include "aws/json_writer.h"
 #include "aws/service_client.h"
 #include "core/digest.h"
+#include "core/string_pool.h"
 
 namespace shardline {
 
@@ -206,7 +207,7 @@ bool compact_get_records(std::string_view body, std::string& json, std::vector<s
     pos = vclose + 1;
     const std::string_view text = body.substr(i + 1, vclose - i - 1);
     if (text.find('\\') != std::string_view::npos) continue;
-    std::string decoded;
+    std::string decoded = StringPool::records().take();
     if (!base64_decode(text, decoded)) continue;
     if (json.empty()) json.reserve(body.size() / 8 + 64 + simdjson::SIMDJSON_PADDING);
     json.append(body.substr(copied, i - copied));
@@ -332,7 +333,7 @@ void GetRecordsCompactor::feed(std::string_view piece) {
           value_.push_back('"');
           break;
         }
-        std::string decoded;
+        std::string decoded = StringPool::records().take();
         if (value_.find('\\') == std::string::npos && base64_decode(value_, decoded)) {
           char index[24];
           char* e = std::to_chars(index, index + sizeof index - 1, data_.size()).ptr;
@@ -786,16 +787,39 @@ Result<GetRecordsResult> KinesisClient::get_records(std::string_view shard_itera
 namespace {
 // Compacts a GetRecords body chunk by chunk as it arrives (see GetRecordsCompactor): the
 // body is never copied whole, and each chunk is lexed while it is in the cache.
+// Compactors whose buffers (the compacted document, the Data string being read) have grown to
+// a response's size, kept for the next responses on the same thread: allocating them anew for
+// every call page-faulted them in again, which cost more than the compaction saved.
+std::vector<std::unique_ptr<detail::GetRecordsCompactor>>& compactor_pool() {
+  thread_local std::vector<std::unique_ptr<detail::GetRecordsCompactor>> pool;
+  return pool;
+}
+
 class GetRecordsFilter final : public detail::BodyFilter {
  public:
+  ~GetRecordsFilter() override { release(); }
   void begin(std::size_t expected) override {
-    began = true;
-    compactor.reset(expected);
+    if (!compactor) {
+      auto& pool = compactor_pool();
+      if (pool.empty()) {
+        compactor = std::make_unique<detail::GetRecordsCompactor>();
+      } else {
+        compactor = std::move(pool.back());
+        pool.pop_back();
+      }
+    }
+    compactor->reset(expected);
   }
-  void feed(std::string_view chunk) override { compactor.feed(chunk); }
-  void end() override { compactor.finish(); }
-  bool began = false;
-  detail::GetRecordsCompactor compactor;
+  void feed(std::string_view chunk) override { compactor->feed(chunk); }
+  void end() override { compactor->finish(); }
+  // Back to the pool of the calling thread (a few per thread: one per transfer in progress).
+  void release() {
+    if (!compactor) return;
+    auto& pool = compactor_pool();
+    if (pool.size() < 8) pool.push_back(std::move(compactor));
+    compactor.reset();
+  }
+  std::unique_ptr<detail::GetRecordsCompactor> compactor;  // set once a 2xx body began
 };
 }  // namespace
 
@@ -806,8 +830,12 @@ void KinesisClient::get_records_async(std::string_view shard_iterator, int limit
       "GetRecords", get_records_body(shard_iterator, limit, nullptr),
       [done = std::move(done), filter](Result<ServiceResponse> r) {
         if (!r.ok()) return done(std::move(r).status());
-        if (!filter->began) return done(detail::parse_get_records(r->body, r->body.capacity()));
-        done(detail::parse_get_records(filter->compactor));
+        if (!filter->compactor) {
+          return done(detail::parse_get_records(r->body, r->body.capacity()));
+        }
+        Result<GetRecordsResult> parsed = detail::parse_get_records(*filter->compactor);
+        filter->release();
+        done(std::move(parsed));
       },
       std::chrono::milliseconds(0), filter);
 }

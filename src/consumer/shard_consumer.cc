@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "consumer/shard_sync.h"
+#include "core/string_pool.h"
 
 namespace shardline::detail {
 namespace {
@@ -459,6 +460,7 @@ void ShardConsumer::do_process() {
     s = call("process_records", [&] { return processor_->process_records(in); });
   }
   bool stop = false;
+  std::vector<StreamRecord> done_records;
   {
     std::lock_guard lk(mu_);
     auto now = ctx_.clock->now();
@@ -497,6 +499,7 @@ void ShardConsumer::do_process() {
         ctx_.counters->data_bytes_processed.fetch_add(bytes, std::memory_order_relaxed);
       }
       filtering_checkpoint_ = filtering;
+      done_records = std::move(batch->result.records);
       queued_records_ -= batch->records;
       queued_bytes_ -= batch->bytes;
       const auto before =
@@ -507,6 +510,8 @@ void ShardConsumer::do_process() {
     }
   }
   records_.clear();
+  // The decoded data's memory goes back for the next responses (see StringPool).
+  for (StreamRecord& rec : done_records) detail::StringPool::records().give(std::move(rec.data));
   if (stop) {
     ctx_.coordinator->exclude(shard_id_);
     Status r = ctx_.coordinator->release(shard_id_, token_);
