@@ -80,14 +80,21 @@ bool base64_decode(std::string_view text, std::string& out) {
 }
 
 bool base64_decode(std::string_view text, std::string& out, bool force_scalar) {
-  out.clear();
-  if (text.empty()) return true;
+  if (text.empty()) {
+    out.clear();
+    return true;
+  }
+  // Room for the most the text can decode to (plus one byte the scalar decoder may write).
+  // Bytes `out` already holds are overwritten, not zero-filled first: a reused string (see
+  // StringPool) costs no fill at all. The result is truncated to its length at the end.
+  if (const std::size_t most = (text.size() + 3) / 4 * 3 + 1; out.size() < most) {
+    out.resize(most);
+  }
   // Whole 64-character blocks before the last quantum (which may hold padding) go through the
   // vector kernel; it stops at a block with anything outside the alphabet, and the checks
   // below then see that block as the start of the rest.
   std::size_t prefix_out = 0;
   if (text.size() > 68 && !force_scalar && base64_is_vectorized()) {
-    out.resize(text.size() / 4 * 3 + 1);
     const std::size_t used = base64_decode_blocks(text.data(), text.size() - 4,
                                                   reinterpret_cast<unsigned char*>(out.data()));
     prefix_out = used / 4 * 3;

@@ -20,7 +20,9 @@ class StringPool {
     return *pool;
   }
 
-  /// An empty string, with pooled capacity when there is some (thread-safe).
+  /// A string to overwrite, with pooled capacity when there is some (thread-safe). It keeps
+  /// its old length and bytes (this process's own earlier data), so that a writer that
+  /// overwrites them, as base64_decode() does, needs no zero fill first; empty if none.
   std::string take() {
     std::lock_guard lock(mu_);
     if (free_.empty()) return {};
@@ -34,7 +36,6 @@ class StringPool {
   void give(std::string&& s) {
     if (s.capacity() < kMinCapacity) return;
     std::string keep = std::move(s);
-    keep.clear();
     std::lock_guard lock(mu_);
     if (bytes_ + keep.capacity() > kMaxBytes || free_.size() >= kMaxCount) return;
     bytes_ += keep.capacity();

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/digest.h"
+#include "core/string_pool.h"
 #include "shardline/hash_key.h"
 #include "shardline/result.h"
 #include "shardline/status.h"
@@ -224,6 +225,45 @@ TEST(Digest, Base64EncodeToWritesTheCharactersAndOneNul) {
     ASSERT_EQ(out[n], '\0') << "length " << len;
     ASSERT_EQ(out.substr(n + 1), std::string(15, '#')) << "length " << len;
   }
+}
+
+// base64_decode() into a string that already holds bytes (a reused one) leaves exactly the
+// decoded bytes, whether the old contents were longer or shorter, and nothing on failure.
+TEST(Digest, Base64DecodeOverwritesAReusedString) {
+  std::mt19937_64 rng(7);
+  for (std::size_t len : {0u, 1u, 2u, 3u, 47u, 48u, 100u, 5000u}) {
+    std::string in(len, '\0');
+    for (char& c : in) c = static_cast<char>(rng());
+    const std::string enc = detail::base64_encode(in);
+    for (std::size_t old : {0u, 1u, 64u, 9000u}) {
+      std::string out(old, '#');
+      ASSERT_TRUE(detail::base64_decode(enc, out)) << len << " over " << old;
+      ASSERT_EQ(out, in) << len << " over " << old;
+    }
+  }
+  std::string out(100, '#');
+  EXPECT_FALSE(detail::base64_decode("Zm9v!!!!", out));
+  EXPECT_TRUE(out.empty());
+}
+
+// The pool keeps large strings' memory for the next take(), drops small ones, and stays within
+// its byte bound.
+TEST(StringPool, ReusesLargeStringsWithinItsBound) {
+  detail::StringPool pool;
+  EXPECT_TRUE(pool.take().empty());
+  std::string big(100000, 'x');
+  const char* memory = big.data();
+  pool.give(std::move(big));
+  EXPECT_GE(pool.pooled_bytes(), 100000u);
+  std::string again = pool.take();
+  EXPECT_EQ(again.data(), memory) << "the same memory comes back";
+  EXPECT_GE(again.capacity(), 100000u);
+  EXPECT_EQ(pool.pooled_bytes(), 0u);
+  pool.give(std::string(10, 'y'));  // below kMinCapacity: not kept
+  EXPECT_EQ(pool.pooled_bytes(), 0u);
+  for (int i = 0; i < 40; ++i) pool.give(std::string(1 << 20, 'z'));
+  EXPECT_LE(pool.pooled_bytes(), detail::StringPool::kMaxBytes);
+  EXPECT_GT(pool.pooled_bytes(), detail::StringPool::kMaxBytes / 2);
 }
 
 TEST(Digest, Base64Rfc4648Vectors) {
