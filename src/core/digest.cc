@@ -24,8 +24,6 @@ std::string to_hex(const unsigned char* bytes, std::size_t n) {
   return s;
 }
 
-std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 3); }
-
 std::size_t base64_encode_to(const unsigned char* in, std::size_t n, char* out) noexcept {
   const std::size_t done = base64_encode_blocks(in, n, out);
   out += done / 3 * 4;

@@ -31,7 +31,7 @@ bool md5_many_is_vectorized() noexcept;
 std::string to_hex(const unsigned char* bytes, std::size_t n);
 
 /// Standard base64 (RFC 4648, with padding).
-std::size_t base64_encoded_size(std::size_t n) noexcept;
+constexpr std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 3); }
 /// Encode `n` bytes into `out`, which must have room for base64_encoded_size(n) characters plus
 /// one: a NUL is written after them. Returns the number of characters (vector kernel for whole
 /// 48-byte blocks, OpenSSL for the rest).

@@ -159,12 +159,6 @@ void RecordWriter::refresh(const ConsumerRecord& r) {
   }
 }
 
-std::size_t RecordWriter::max_size(const ConsumerRecord& r) noexcept {
-  // The fixed text is under 200 bytes; a key escapes to at most 6 bytes per byte.
-  return 256 + base64_encoded_size(r.data.size()) +
-         6 * (r.partition_key.size() + r.sequence_number.size());
-}
-
 char* RecordWriter::write(char* p, const ConsumerRecord& r) {
   refresh(r);
   static constexpr std::string_view kHead = R"({"action":"record","data":")";

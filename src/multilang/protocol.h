@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/digest.h"
 #include "shardline/consumer.h"
 
 namespace shardline::detail::multilang {
@@ -46,7 +47,11 @@ class RecordWriter {
   /// whole 32-byte blocks and the base64 encoder writes a NUL.
   static constexpr std::size_t kSlack = 64;
   /// An upper bound of what write() produces for `record` (its keys escaped at their worst).
-  static std::size_t max_size(const ConsumerRecord& record) noexcept;
+  static std::size_t max_size(const ConsumerRecord& record) noexcept {
+    // The fixed text is under 200 bytes; a key escapes to at most 6 bytes per byte.
+    return 256 + base64_encoded_size(record.data.size()) +
+           6 * (record.partition_key.size() + record.sequence_number.size());
+  }
   /// Writes `record`'s object at `p` and returns its end. `p` must have room for
   /// max_size(record) + kSlack bytes.
   char* write(char* p, const ConsumerRecord& record);
