@@ -77,6 +77,45 @@ Parse parse_record(std::string_view msg, detail::RecordSpan& rs) {
   return missing ? Parse::kMissingRequired : Parse::kOk;
 }
 
+// A varint of one or two bytes at p (before end): its value and size, or 0 if it is longer or
+// truncated (the general parser decides then).
+inline std::size_t short_varint(const unsigned char* p, const unsigned char* end,
+                                std::uint64_t& v) noexcept {
+  if (p < end && p[0] < 0x80) {
+    v = p[0];
+    return 1;
+  }
+  if (end - p >= 2 && p[1] < 0x80) {
+    v = (p[0] & 0x7Fu) | (static_cast<std::uint64_t>(p[1]) << 7);
+    return 2;
+  }
+  return 0;
+}
+
+// A Record as the KPL writes it when it has no explicit hash key and no tags:
+// 08 <partition_key_index> 1A <length> <data>, nothing else, varints of one or two bytes.
+// parse_record() gives the same span for these bytes; this only takes the generic loop's
+// branches out of the common case.
+bool kpl_record(std::string_view msg, detail::RecordSpan& rs) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(msg.data());
+  const auto* end = p + msg.size();
+  std::uint64_t pk, len;
+  if (end - p < 4 || p[0] != 0x08) return false;
+  std::size_t n = short_varint(p + 1, end, pk);
+  if (n == 0) return false;
+  p += 1 + n;
+  if (p == end || p[0] != 0x1A) return false;
+  n = short_varint(p + 1, end, len);
+  if (n == 0) return false;
+  p += 1 + n;
+  if (len != static_cast<std::uint64_t>(end - p)) return false;
+  rs.pk_index = pk;
+  rs.has_pk = true;
+  rs.data = std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(len));
+  rs.has_data = true;
+  return true;
+}
+
 }  // namespace
 
 DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<UserRecordView>& out) {
@@ -145,12 +184,14 @@ DecodeSummary Deaggregator::decode(const KinesisRecordView& rec, std::vector<Use
         ehk_table_.push_back(s);
       } else {
         detail::RecordSpan rs{0, 0, {}, false, false, false};
-        const Parse p = parse_record(s, rs);
-        if (p == Parse::kWireError) {
-          result = Parse::kWireError;
-          break;
+        if (!kpl_record(s, rs)) {
+          const Parse p = parse_record(s, rs);
+          if (p == Parse::kWireError) {
+            result = Parse::kWireError;
+            break;
+          }
+          if (p == Parse::kMissingRequired) result = Parse::kMissingRequired;
         }
-        if (p == Parse::kMissingRequired) result = Parse::kMissingRequired;
         records_.push_back(rs);
       }
     }
