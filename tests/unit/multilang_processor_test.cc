@@ -594,42 +594,57 @@ serve({'processRecords': process, 'initialize': init})
   EXPECT_EQ(sup_->metrics().skipped_lines, 4000);
 }
 
-// Large messages go to the child without a copy (vmsplice from the message buffer, which the
-// next message reuses): each of several consecutive batches reaches the child exactly as sent.
-TEST_F(MultiLangProcessorTest, LargeMessagesArriveIntactBatchAfterBatch) {
-  auto p = make(dir_.child("c.py", R"PY(
+// A child that logs, for each processRecords, how many records came and the MD5 of every
+// record's partition key, data (base64) and sequence number: exactly what arrived.
+constexpr const char* kDigestChild = R"PY(
 import hashlib
 def process(m):
     h = hashlib.md5()
     for r in m['records']:
-        h.update(r['data'].encode() + b'|' + r['sequenceNumber'].encode() + b'\n')
+        h.update(r['partitionKey'].encode() + b'|' + r['data'].encode() + b'|' +
+                 r['sequenceNumber'].encode() + b'\n')
     log(event='digest', n=len(m['records']), sha=h.hexdigest())
 serve({'processRecords': process})
-)PY"));
+)PY";
+
+// The digest kDigestChild logs for `b` (keys as UTF-8, as Python encodes them).
+std::string expected_digest(const Batch& b) {
+  std::string text;
+  for (const ConsumerRecord& r : b.views) {
+    text.append(r.partition_key).append("|").append(detail::base64_encode(r.data)).append("|");
+    text.append(r.sequence_number).append("\n");
+  }
+  const detail::Md5Digest d = detail::md5(text);
+  return detail::to_hex(d.data(), d.size());
+}
+
+// The (count, digest) pairs kDigestChild logged, in order.
+std::vector<std::pair<int, std::string>> logged_digests(testing::ChildDir& dir) {
+  std::vector<std::pair<int, std::string>> out;
+  for (const auto& e : dir.events()) {
+    if (e.value("event", "") == "digest") out.emplace_back(e["n"].get<int>(), e["sha"]);
+  }
+  return out;
+}
+
+// Large messages go to the child without a copy (vmsplice from the message buffer, which the
+// next message reuses): each of several consecutive batches reaches the child exactly as sent.
+TEST_F(MultiLangProcessorTest, LargeMessagesArriveIntactBatchAfterBatch) {
+  auto p = make(dir_.child("c.py", kDigestChild));
   FakeCheckpointer cp;
   ASSERT_TRUE(p->initialize(init()).ok());
-  std::vector<std::string> expected;
+  std::vector<std::pair<int, std::string>> expected;
   for (int batch = 0; batch < 4; ++batch) {
     Batch b;
-    std::string text;
     for (int i = 0; i < 400; ++i) {
       // 600 bytes each, different in every batch: 400 records are about 330 KB of JSON.
-      const std::string data(600, static_cast<char>('a' + (batch * 7 + i) % 26));
-      b.add(seqno(batch * 1000 + i + 1), 0, data);
-      text += detail::base64_encode(data) + "|" + seqno(batch * 1000 + i + 1) + "\n";
+      b.add(seqno(batch * 1000 + i + 1), 0,
+            std::string(600, static_cast<char>('a' + (batch * 7 + i) % 26)));
     }
     ASSERT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
-    const detail::Md5Digest d = detail::md5(text);
-    expected.push_back(detail::to_hex(d.data(), d.size()));
+    expected.emplace_back(400, expected_digest(b));
   }
-  std::vector<std::string> got;
-  for (const auto& e : dir_.events()) {
-    if (e.value("event", "") == "digest") {
-      EXPECT_EQ(e["n"], 400);
-      got.push_back(e["sha"]);
-    }
-  }
-  EXPECT_EQ(got, expected);
+  EXPECT_EQ(logged_digests(dir_), expected);
   EXPECT_EQ(sup_->metrics().protocol_errors, 0);
 }
 
@@ -637,37 +652,18 @@ serve({'processRecords': process})
 // key once), so the message grows while records are written into it: every key still arrives
 // exactly, in order, after records with plain keys.
 TEST_F(MultiLangProcessorTest, KeysThatNeedEscapingGrowTheMessage) {
-  auto p = make(dir_.child("c.py", R"PY(
-import hashlib
-def process(m):
-    h = hashlib.md5()
-    for r in m['records']:
-        h.update(r['partitionKey'].encode() + b'|' + r['data'].encode() + b'\n')
-    log(event='digest', n=len(m['records']), sha=h.hexdigest())
-serve({'processRecords': process})
-)PY"));
+  auto p = make(dir_.child("c.py", kDigestChild));
   FakeCheckpointer cp;
   ASSERT_TRUE(p->initialize(init()).ok());
   Batch b;
-  std::string text;
   for (int i = 0; i < 600; ++i) {
     // 256 control characters become 1,536 bytes of \u00XX escapes.
-    const std::string key =
-        i < 100 ? "plain-" + std::to_string(i) : std::string(256, static_cast<char>(1 + i % 31));
-    const std::string data = "record " + std::to_string(i);
-    b.add(seqno(1), i, data, key);
-    text += key + "|" + detail::base64_encode(data) + "\n";
+    b.add(seqno(1), i, "record " + std::to_string(i),
+          i < 100 ? "plain-" + std::to_string(i) : std::string(256, static_cast<char>(1 + i % 31)));
   }
   ASSERT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
-  const detail::Md5Digest d = detail::md5(text);
-  bool seen = false;
-  for (const auto& e : dir_.events()) {
-    if (e.value("event", "") != "digest") continue;
-    seen = true;
-    EXPECT_EQ(e["n"], 600);
-    EXPECT_EQ(e["sha"], detail::to_hex(d.data(), d.size()));
-  }
-  EXPECT_TRUE(seen) << collected_.all_logs();
+  const std::vector<std::pair<int, std::string>> want = {{600, expected_digest(b)}};
+  EXPECT_EQ(logged_digests(dir_), want) << collected_.all_logs();
 }
 
 // The first child answers processRecords after reading 10 bytes of it (then hangs); the next
