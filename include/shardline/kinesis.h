@@ -224,25 +224,26 @@ class KinesisClient {
 namespace detail {
 /// `readable`: bytes that may be read from json.data(); 64 or more beyond json.size() lets the
 /// parser read the document in place instead of copying it (0: always copy).
-/// The Data strings are decoded straight from `json` and the DOM parser reads only what is left
-/// (a few hundred bytes per record); anything unusual, and every error, is left to
-/// parse_get_records_dom(), so results and errors are always the DOM parser's.
+/// The Data strings are decoded by the compaction (GetRecordsCompactor) and the DOM parser
+/// reads only what is left (a few hundred bytes per record); anything unusual, and every error,
+/// is left to parse_get_records_dom(), so results and errors are always the DOM parser's.
 Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t readable = 0);
 /// The reference parser (simdjson DOM over the whole body).
 Result<GetRecordsResult> parse_get_records_dom(std::string_view json, std::size_t readable = 0);
-/// parse_get_records()' first step: `json` gets the body with each "Data" string that is plain
-/// base64 replaced by its index in `data`, which gets the decoded bytes (both stay empty when
-/// there is none: the body is then parsed as it is). false when the body needs the DOM parser
-/// as it is (an unterminated string, a key with an escape, a Data value that is not a string).
+/// parse_get_records()' first step on a whole body (GetRecordsCompactor below): `json` gets
+/// the body with each "Data" string that is plain base64 replaced by its index in `data`,
+/// which gets the decoded bytes (both stay empty when there is none: the body is then parsed
+/// as it is). false when the body needs the DOM parser as it is (an unterminated string, a key
+/// with an escape, a Data value that is not a string).
 bool compact_get_records(std::string_view body, std::string& json, std::vector<std::string>& data);
 
-/// compact_get_records() fed the body piece by piece as it arrives, so that no copy of the
-/// whole body is made: the client feeds each received chunk while it is still in the cache.
-/// Same results: after finish(), compacted() says whether json() is the compacted document
-/// (with data() its decoded strings) or, when compact_get_records() would have left the body
-/// to the DOM parser, the body itself. Each Data string taken out before a reason to fall back
-/// showed up is then written back as the canonical base64 of its bytes, which decodes to the
-/// same bytes.
+/// The compaction, fed the body piece by piece as it arrives, so that no copy of the whole
+/// body is made: the HTTP client feeds each received chunk while it is still in the cache
+/// (parse_get_records() and compact_get_records() feed a whole body at once). After finish(),
+/// compacted() says whether json() is the compacted document (with data() its decoded
+/// strings); otherwise json() is the body itself, for the DOM parser. Data strings taken out
+/// before a reason to fall back showed up are then written back as the canonical base64 of
+/// their bytes, which decodes to the same bytes.
 class GetRecordsCompactor {
  public:
   /// Forget everything: a new body begins. `expected`: its length, if known (0 = unknown).
@@ -250,6 +251,8 @@ class GetRecordsCompactor {
   void feed(std::string_view piece);
   void finish();
   bool compacted() const noexcept { return finished_ && !failed_ && !data_.empty(); }
+  /// The body needs the DOM parser as it is (see compact_get_records()).
+  bool failed() const noexcept { return failed_; }
   std::string& json() noexcept { return json_; }
   std::vector<std::string>& data() noexcept { return data_; }
   /// The body as it came (Data strings in canonical form); for an error the DOM path reports.

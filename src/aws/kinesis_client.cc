@@ -157,71 +157,19 @@ namespace detail {
 namespace {
 constexpr bool json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
-// The closing quote of the string whose content starts at `from` (a quote preceded by an even
-// number of backslashes), or npos.
-std::size_t string_end(std::string_view text, std::size_t from) {
-  for (;;) {
-    const void* q = std::memchr(text.data() + from, '"', text.size() - from);
-    if (q == nullptr) return std::string_view::npos;
-    const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(q) - text.data());
-    std::size_t slashes = 0;
-    while (at - slashes > from && text[at - slashes - 1] == '\\') ++slashes;
-    if (slashes % 2 == 0) return at;
-    from = at + 1;
-  }
-}
-
 }  // namespace
 
-// The body with every "Data" string replaced by its index in `data`, which gets the decoded
-// bytes. A GetRecords body is almost all base64: the DOM parser would index every byte and
-// copy every string into its own buffer before the decoder reads it again; this way it parses
-// a document of a few hundred bytes per record and the base64 is read once, by the decoder.
-// Only strings are lexed (memchr from quote to quote); the structure is left to the DOM parser.
-// false, for the DOM parser to take the original: an unterminated string, a key with an escape
-// (it might unescape to "Data"), or a Data value that is not a string. A Data string with an
-// escape or that is not base64 stays as it is, for the DOM path to decode or reject.
+// The whole body through the same compactor the HTTP client feeds chunk by chunk.
 bool compact_get_records(std::string_view body, std::string& json, std::vector<std::string>& data) {
+  GetRecordsCompactor c;
+  c.reset(body.size());
+  c.feed(body);
+  c.finish();
   json.clear();
   data.clear();
-  std::size_t pos = 0, copied = 0;
-  char index[24];
-  for (;;) {
-    const void* q = std::memchr(body.data() + pos, '"', body.size() - pos);
-    if (q == nullptr) break;
-    const std::size_t open = static_cast<std::size_t>(static_cast<const char*>(q) - body.data());
-    const std::size_t close = string_end(body, open + 1);
-    if (close == std::string_view::npos) return false;
-    pos = close + 1;
-    std::size_t i = pos;
-    while (i < body.size() && json_space(body[i])) ++i;
-    if (i == body.size() || body[i] != ':') continue;  // a value, not a key
-    const std::string_view key = body.substr(open + 1, close - open - 1);
-    if (key.find('\\') != std::string_view::npos) return false;
-    if (key != "Data") continue;
-    ++i;
-    while (i < body.size() && json_space(body[i])) ++i;
-    if (i == body.size() || body[i] != '"') return false;
-    const std::size_t vclose = string_end(body, i + 1);
-    if (vclose == std::string_view::npos) return false;
-    pos = vclose + 1;
-    const std::string_view text = body.substr(i + 1, vclose - i - 1);
-    if (text.find('\\') != std::string_view::npos) continue;
-    std::string decoded = StringPool::records().take();
-    if (!base64_decode(text, decoded)) continue;
-    if (json.empty()) json.reserve(body.size() / 8 + 64 + simdjson::SIMDJSON_PADDING);
-    json.append(body.substr(copied, i - copied));
-    // The space keeps the token apart from what follows, as the string's quote did: in a
-    // malformed `"Data":"eA=="12` the number must not become 012.
-    char* end = std::to_chars(index, index + sizeof index - 1, data.size()).ptr;
-    *end++ = ' ';
-    json.append(index, end);
-    data.push_back(std::move(decoded));
-    copied = pos;
-  }
-  if (data.empty()) return true;  // nothing taken out: no copy, the body is parsed as it is
-  json.append(body.substr(copied));
-  json.reserve(json.size() + simdjson::SIMDJSON_PADDING);
+  if (!c.compacted()) return !c.failed();
+  json = std::move(c.json());
+  data = std::move(c.data());
   return true;
 }
 
@@ -237,8 +185,17 @@ void GetRecordsCompactor::reset(std::size_t expected) {
   if (expected > 0) json_.reserve(expected / 8 + 64 + simdjson::SIMDJSON_PADDING);
 }
 
-// The same steps as compact_get_records(), with what it looks at across a piece's end kept in
-// the state: the string being lexed (its length, first bytes, backslashes) or the Data string.
+// Each "Data" string is replaced by its index in data_, which gets the decoded bytes. A
+// GetRecords body is almost all base64: the DOM parser would index every byte and copy every
+// string into its own buffer before the decoder reads it again; this way it parses a document
+// of a few hundred bytes per record and the base64 is read once, by the decoder. Only strings
+// are lexed (memchr from quote to quote, a quote escaped when an odd run of backslashes
+// precedes it); the structure is left to the DOM parser. What the lexer looks at across a
+// piece's end is kept in the state: the string being read (its length, first bytes,
+// backslashes) or the Data string so far. The body goes to the DOM parser as it is (fail())
+// for an unterminated string, a key with an escape (it might unescape to "Data") or a Data
+// value that is not a string; a Data string with an escape or that is not base64 stays in
+// place, for the DOM path to decode or reject.
 void GetRecordsCompactor::feed(std::string_view piece) {
   const char* c = piece.data();
   const std::size_t n = piece.size();
@@ -453,19 +410,13 @@ Result<GetRecordsResult> get_records_from(dom::element doc, std::vector<std::str
 }  // namespace
 
 Result<GetRecordsResult> parse_get_records(std::string_view json, std::size_t readable) {
-  thread_local std::string compact;
-  thread_local std::vector<std::string> decoded;
-  if (compact_get_records(json, compact, decoded) && !decoded.empty()) {
-    auto doc = parse_doc(compact, compact.capacity());
-    if (doc.ok()) {
-      auto r = get_records_from(*doc, &decoded);
-      decoded.clear();
-      // An error here is the document's, not the compaction's: the DOM path reports it.
-      if (r.ok()) return r;
-    }
-    decoded.clear();
-  }
-  return parse_get_records_dom(json, readable);
+  thread_local GetRecordsCompactor compactor;  // its buffers are kept for the next body
+  compactor.reset(json.size());
+  compactor.feed(json);
+  compactor.finish();
+  // Nothing taken out: the body itself goes to the DOM parser, in place when it is padded.
+  if (!compactor.compacted()) return parse_get_records_dom(json, readable);
+  return parse_get_records(compactor);
 }
 
 Result<GetRecordsResult> parse_get_records(GetRecordsCompactor& compactor) {

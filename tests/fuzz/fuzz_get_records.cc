@@ -1,9 +1,9 @@
-// Differential fuzzing of the GetRecords parser: parse_get_records() (the Data strings decoded
-// straight from the body, the DOM parser given the rest) against parse_get_records_dom() (the
-// DOM parser over the whole body). Same verdict, same error, same records, on any input. And
-// the same compaction fed in pieces (GetRecordsCompactor, as the HTTP client feeds it), split
-// where the input's bytes say: the same document and strings as the whole-body compaction, and
-// the same parse.
+// Differential fuzzing of the GetRecords parser: parse_get_records() (the Data strings taken
+// out and decoded by the compaction, the DOM parser given the rest) against
+// parse_get_records_dom() (the DOM parser over the whole body). Same verdict, same error, same
+// records, on any input. And the compaction fed in pieces (GetRecordsCompactor, as the HTTP
+// client feeds it), split where the input's bytes say: the same document and strings as when
+// it is fed the whole body, and the same parse.
 #include <algorithm>
 #include <cstdint>
 #include <string>
