@@ -108,6 +108,11 @@ struct Transfer {
   std::size_t expected = 0;  // Content-Length, 0 if unknown
   int status_line_code = 0;  // of the last status line
   bool filtering = false;    // the body goes to request.body_filter
+
+  // Whether the body of the response whose status line came last goes to the filter.
+  bool filtered() const noexcept {
+    return request.body_filter && status_line_code >= 200 && status_line_code < 300;
+  }
   bool too_large = false;
   char error[CURL_ERROR_SIZE] = {};
 
@@ -126,8 +131,7 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     t->too_large = true;
     return CURL_WRITEFUNC_ERROR;
   }
-  if (t->received == 0 && t->request.body_filter && t->status_line_code >= 200 &&
-      t->status_line_code < 300) {
+  if (t->received == 0 && t->filtered()) {
     t->filtering = true;
     t->request.body_filter->begin(t->expected);
   }
@@ -179,9 +183,7 @@ std::size_t on_header(char* data, std::size_t size, std::size_t count, void* use
     // the body can be parsed where it lies instead of copied.
     if (length <= t->max_response_bytes) {
       t->expected = length;
-      const bool filtered =
-          t->request.body_filter && t->status_line_code >= 200 && t->status_line_code < 300;
-      if (!filtered) t->response.body.reserve(length + kBodyPadding);
+      if (!t->filtered()) t->response.body.reserve(length + kBodyPadding);
     }
   }
   headers.emplace_back(std::move(name), std::string(value));

@@ -37,7 +37,6 @@ class TextBuffer {
   const char* data() const noexcept { return data_; }
   std::size_t size() const noexcept { return size_; }
   std::size_t capacity() const noexcept { return capacity_; }
-  bool empty() const noexcept { return size_ == 0; }
   std::string_view view() const noexcept { return {data_, size_}; }
   operator std::string_view() const noexcept { return view(); }  // NOLINT: like std::string
 
@@ -68,10 +67,6 @@ class TextBuffer {
     if (size_ + s.size() > capacity_) reserve(std::max(size_ + s.size(), capacity_ * 2));
     std::memcpy(data_ + size_, s.data(), s.size());
     size_ += s.size();
-  }
-  void assign(std::string_view s) {
-    clear();
-    append(s);
   }
 
  private:

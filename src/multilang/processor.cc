@@ -215,8 +215,8 @@ class MultiLangProcessor final : public RecordProcessor {
       const auto begin = static_cast<std::uint32_t>(p - msg_.data());
       p = writer_.write(p, recs[i]);
       if (keep) {
-        // The user records of one aggregate share their sequence number: kept once.
-        // (The user records of an aggregate share the same string: compared by address first.)
+        // The user records of one aggregate share their sequence number (the same string,
+        // so compared by address first): kept once.
         const std::string_view seq = recs[i].sequence_number;
         if (i == first ||
             ((seq.data() != prev_seq.data() || seq.size() != prev_seq.size()) && seq != prev_seq)) {
@@ -232,9 +232,8 @@ class MultiLangProcessor final : public RecordProcessor {
     }
     msg_.set_size(static_cast<std::size_t>(p - msg_.data()));
     if (recs.size() > first) bytes_per_record_ = 1 + msg_.size() / (recs.size() - first);
-    scratch_.clear();
-    ml::append_process_records_end(scratch_, in.millis_behind_latest);
-    msg_.append(scratch_);
+    compose([&](std::string& m) { ml::append_process_records_end(m, in.millis_behind_latest); },
+            /*append=*/true);
     sup_->counters.records_sent.fetch_add(static_cast<std::int64_t>(recs.size() - first),
                                           std::memory_order_relaxed);
     SHARDLINE_RETURN_IF_ERROR(converse("processRecords", &in.checkpointer));
@@ -406,9 +405,8 @@ class MultiLangProcessor final : public RecordProcessor {
       compose([](std::string& m) { ml::append_process_records_begin(m); });
       msg_.append(
           b.text.view().substr(b.entries[k].begin, b.entries.back().end - b.entries[k].begin));
-      scratch_.clear();
-      ml::append_process_records_end(scratch_, b.millis_behind_latest);
-      msg_.append(scratch_);
+      compose([&](std::string& m) { ml::append_process_records_end(m, b.millis_behind_latest); },
+              /*append=*/true);
       const auto n = static_cast<std::int64_t>(b.entries.size() - k);
       sup_->counters.records_sent.fetch_add(n, std::memory_order_relaxed);
       sup_->counters.records_replayed.fetch_add(n, std::memory_order_relaxed);
@@ -457,13 +455,14 @@ class MultiLangProcessor final : public RecordProcessor {
 
   // ---- talking to the child ----
 
-  // msg_ becomes the message `build` appends to a string (all but the records of
-  // processRecords, which are written into msg_ directly).
+  // msg_ becomes (or, with `append`, gets at its end) the text `build` appends to a string:
+  // every message but the records of processRecords, which are written into msg_ directly.
   template <typename Build>
-  void compose(Build build) {
+  void compose(Build build, bool append = false) {
     scratch_.clear();
     build(scratch_);
-    msg_.assign(scratch_);
+    if (!append) msg_.clear();
+    msg_.append(scratch_);
   }
 
   // The deadline of the current wait: the response timeout, and the shutdown deadline.
