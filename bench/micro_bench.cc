@@ -92,7 +92,13 @@ void BM_Md5ManyAggregates(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
 }
 // Second argument: detail::Md5Impl (0 best, 1 AVX-512, 2 AVX2, 3 scalar).
-BENCHMARK(BM_Md5ManyAggregates)->Args({16, 1})->Args({16, 2})->Args({16, 3})->Args({5, 1});
+BENCHMARK(BM_Md5ManyAggregates)
+    ->Args({16, 1})
+    ->Args({16, 2})
+    ->Args({16, 3})
+    ->Args({5, 1})
+    ->Args({20, 1})
+    ->Args({32, 1});
 
 void BM_Md5ManyKeys(benchmark::State& state) {
   const Workload& w = workload(100);

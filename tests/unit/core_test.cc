@@ -148,7 +148,8 @@ TEST(Digest, Md5ManyMatchesOpenSslForEveryLengthAndGroupSize) {
     for (char& c : m) c = static_cast<char>(rng());
     msgs.push_back(std::move(m));
   }
-  for (std::size_t count : std::vector<std::size_t>{0, 1, 2, 3, 15, 16, 17, 33, msgs.size()}) {
+  for (std::size_t count :
+       std::vector<std::size_t>{0, 1, 2, 3, 15, 16, 17, 20, 31, 32, 33, 49, msgs.size()}) {
     std::vector<std::string_view> in;
     for (std::size_t i = 0; i < count; ++i) in.push_back(msgs[(i * 37) % msgs.size()]);
     for (detail::Md5Impl impl : {detail::Md5Impl::kBest, detail::Md5Impl::kAvx512,
