@@ -132,22 +132,19 @@ namespace {
 constexpr std::size_t kZeroCopyMinBytes = 64 * 1024;
 
 // Records delivered to the child and acknowledged, not yet covered by a checkpoint: the
-// processRecords messages as sent, with each record's place in the text.
+// processRecords messages as sent. Where each record's object is, and its sequence number, is
+// found again in the text (split_record_objects, record_position) only when a restarted child
+// needs part of a batch: keeping that per record cost the daemon a store per record of every
+// batch, for a replay that is rare.
 struct ReplayBatch {
-  struct Entry {
-    std::uint32_t begin, end;  // the record object in `text`
-    std::uint32_t seq_begin;   // the sequence number in `seqs`
-    std::uint16_t seq_len;
-    std::int64_t sub;
-  };
   detail::TextBuffer text;
-  std::string seqs;
-  std::vector<Entry> entries;
+  std::size_t records_begin = 0, records_end = 0;  // the records array's contents in `text`
+  std::size_t count = 0;
+  ExtendedSequenceNumber first, last;  // of the first and the last record
   std::int64_t millis_behind_latest = 0;
 
-  ExtendedSequenceNumber esn(std::size_t i) const {
-    const Entry& e = entries[i];
-    return {seqs.substr(e.seq_begin, e.seq_len), e.sub};
+  std::string_view records() const {
+    return text.view().substr(records_begin, records_end - records_begin);
   }
 };
 
@@ -187,7 +184,6 @@ class MultiLangProcessor final : public RecordProcessor {
       }
     }
     const bool keep = sup_->options.replay_buffer_max_bytes > 0;
-    ReplayBatch batch;
     // Room for the message at the size per record of the last one, plus an eighth: reading
     // every record's sizes first was a pass over them of its own. msg_ grows (one copy) when
     // records are larger than before.
@@ -198,9 +194,7 @@ class MultiLangProcessor final : public RecordProcessor {
     // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
     compose([](std::string& m) { ml::append_process_records_begin(m); });
     msg_.reserve(estimate);
-    if (keep) batch.entries.reserve(recs.size() - first);
-    std::string_view prev_seq;
-    std::size_t seq_begin = 0;
+    const std::size_t records_begin = msg_.size();
     char* p = msg_.end();
     writer_.begin_batch();
     for (std::size_t i = first; i < recs.size(); ++i) {
@@ -212,33 +206,25 @@ class MultiLangProcessor final : public RecordProcessor {
         p = msg_.end();
       }
       if (i != first) *p++ = ',';
-      const auto begin = static_cast<std::uint32_t>(p - msg_.data());
       p = writer_.write(p, recs[i]);
-      if (keep) {
-        // The user records of one aggregate share their sequence number (the same string,
-        // so compared by address first): kept once.
-        const std::string_view seq = recs[i].sequence_number;
-        if (i == first ||
-            ((seq.data() != prev_seq.data() || seq.size() != prev_seq.size()) && seq != prev_seq)) {
-          prev_seq = recs[i].sequence_number;
-          seq_begin = batch.seqs.size();
-          batch.seqs.append(prev_seq);
-        }
-        batch.entries.push_back({begin, static_cast<std::uint32_t>(p - msg_.data()),
-                                 static_cast<std::uint32_t>(seq_begin),
-                                 static_cast<std::uint16_t>(prev_seq.size()),
-                                 recs[i].sub_sequence_number});
-      }
     }
     msg_.set_size(static_cast<std::size_t>(p - msg_.data()));
-    if (recs.size() > first) bytes_per_record_ = 1 + msg_.size() / (recs.size() - first);
+    const std::size_t records_end = msg_.size();
+    const std::size_t sent = recs.size() - first;
+    if (sent != 0) bytes_per_record_ = 1 + msg_.size() / sent;
     compose([&](std::string& m) { ml::append_process_records_end(m, in.millis_behind_latest); },
             /*append=*/true);
-    sup_->counters.records_sent.fetch_add(static_cast<std::int64_t>(recs.size() - first),
+    sup_->counters.records_sent.fetch_add(static_cast<std::int64_t>(sent),
                                           std::memory_order_relaxed);
     SHARDLINE_RETURN_IF_ERROR(converse("processRecords", &in.checkpointer));
     restarted_ = false;
-    if (keep && !batch.entries.empty()) {
+    if (keep && sent != 0) {
+      ReplayBatch batch;
+      batch.records_begin = records_begin;
+      batch.records_end = records_end;
+      batch.count = sent;
+      batch.first = {std::string(recs[first].sequence_number), recs[first].sub_sequence_number};
+      batch.last = {std::string(recs.back().sequence_number), recs.back().sub_sequence_number};
       batch.millis_behind_latest = in.millis_behind_latest;
       batch.text = std::exchange(msg_, detail::TextBuffer());
       add_to_replay(std::move(batch));
@@ -318,7 +304,7 @@ class MultiLangProcessor final : public RecordProcessor {
     sup_->pump->watch_stderr(child_->take_stderr(), shard_id_, child_->pid());
     sup_->counters.children_started.fetch_add(1, std::memory_order_relaxed);
     std::size_t replay_records = 0;
-    for (const ReplayBatch& b : replay_) replay_records += b.entries.size();
+    for (const ReplayBatch& b : replay_) replay_records += b.count;
     if (restart) {
       sup_->counters.child_restarts.fetch_add(1, std::memory_order_relaxed);
       sup_->log(
@@ -399,17 +385,33 @@ class MultiLangProcessor final : public RecordProcessor {
       ~Done() { flag = false; }
     } done{replaying_};
     for (const ReplayBatch& b : replay_) {
-      std::size_t k = 0;
-      while (k < b.entries.size() && compare(b.esn(k), from) <= 0) ++k;
-      if (k == b.entries.size()) continue;
+      if (compare(b.last, from) <= 0) continue;
+      std::string_view records = b.records();
+      std::size_t n = b.count;
+      if (compare(b.first, from) <= 0) {
+        // The checkpoint falls inside this batch: find the first record after it.
+        const std::vector<std::string_view> objects = ml::split_record_objects(records);
+        std::size_t k = 0;
+        for (; k < objects.size(); ++k) {
+          const auto at = ml::record_position(objects[k]);
+          if (!at) {
+            return Status::internal("shard " + shard_id_ + ": record " + std::to_string(k) +
+                                    " of a kept batch has no sequence number; cannot replay");
+          }
+          if (compare(*at, from) > 0) break;
+        }
+        if (k == objects.size()) continue;
+        records = records.substr(static_cast<std::size_t>(objects[k].data() - records.data()));
+        n = objects.size() - k;
+      }
       compose([](std::string& m) { ml::append_process_records_begin(m); });
-      msg_.append(
-          b.text.view().substr(b.entries[k].begin, b.entries.back().end - b.entries[k].begin));
+      msg_.append(records);
       compose([&](std::string& m) { ml::append_process_records_end(m, b.millis_behind_latest); },
               /*append=*/true);
-      const auto n = static_cast<std::int64_t>(b.entries.size() - k);
-      sup_->counters.records_sent.fetch_add(n, std::memory_order_relaxed);
-      sup_->counters.records_replayed.fetch_add(n, std::memory_order_relaxed);
+      sup_->counters.records_sent.fetch_add(static_cast<std::int64_t>(n),
+                                            std::memory_order_relaxed);
+      sup_->counters.records_replayed.fetch_add(static_cast<std::int64_t>(n),
+                                                std::memory_order_relaxed);
       SHARDLINE_RETURN_IF_ERROR(converse("processRecords", &cp));
     }
     replaying_ = false;
@@ -424,7 +426,7 @@ class MultiLangProcessor final : public RecordProcessor {
     bool dropped = false;
     while (replay_bytes_ > max && !replay_.empty()) {
       const ReplayBatch& front = replay_.front();
-      dropped_through_ = front.esn(front.entries.size() - 1);
+      dropped_through_ = front.last;
       replay_bytes_ -= static_cast<std::int64_t>(front.text.size());
       replay_.pop_front();
       dropped = true;
@@ -444,7 +446,7 @@ class MultiLangProcessor final : public RecordProcessor {
     if (checkpoint.is_sentinel() && checkpoint.sequence_number != kCheckpointShardEnd) return;
     while (!replay_.empty()) {
       ReplayBatch& front = replay_.front();
-      if (compare(front.esn(front.entries.size() - 1), checkpoint) > 0) break;
+      if (compare(front.last, checkpoint) > 0) break;
       replay_bytes_ -= static_cast<std::int64_t>(front.text.size());
       // Its buffer makes the next message: no new allocation (and page faults) per batch.
       if (front.text.capacity() > spare_.capacity()) spare_.swap(front.text);

@@ -235,6 +235,43 @@ void append_checkpoint_reply(std::string& out, const std::optional<std::string>&
   out += "}\n";
 }
 
+std::vector<std::string_view> split_record_objects(std::string_view records) {
+  std::vector<std::string_view> out;
+  int depth = 0;
+  bool in_string = false;
+  std::size_t begin = 0;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const char c = records[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character, whatever it is
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (depth++ == 0) begin = i;
+    } else if ((c == '}' || c == ']') && depth > 0 && --depth == 0) {
+      out.push_back(records.substr(begin, i + 1 - begin));
+    }
+  }
+  return out;
+}
+
+std::optional<ExtendedSequenceNumber> record_position(std::string_view record) {
+  const nlohmann::json j = nlohmann::json::parse(record, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  const auto seq = j.find("sequenceNumber");
+  const auto sub = j.find("subSequenceNumber");
+  if (seq == j.end() || !seq->is_string() || sub == j.end() || !sub->is_number_integer()) {
+    return std::nullopt;
+  }
+  return ExtendedSequenceNumber{seq->get<std::string>(), sub->get<std::int64_t>()};
+}
+
 ChildMessage parse_child_line(std::string_view line) {
   ChildMessage m;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/digest.h"
 #include "shardline/consumer.h"
@@ -73,6 +74,15 @@ class RecordWriter {
 };
 /// `],"millisBehindLatest":N}` and the newline.
 void append_process_records_end(std::string& out, std::int64_t millis_behind_latest);
+
+/// The objects of a records array as written above (the text between '[' and ']', objects
+/// separated by ','), each one's text; strings are skipped with their escapes, so keys that
+/// contain braces, quotes or commas do not confuse it. For the replay after a child restart,
+/// which needs the records that follow a checkpoint; the batches keep only their text.
+std::vector<std::string_view> split_record_objects(std::string_view records);
+/// The sequenceNumber and subSequenceNumber of one record object written above; nullopt when
+/// the text is not such an object.
+std::optional<ExtendedSequenceNumber> record_position(std::string_view record);
 
 /// `{"action":"<action>"}` and the newline (leaseLost, shardEnded, shutdownRequested).
 void append_action(std::string& out, std::string_view action);

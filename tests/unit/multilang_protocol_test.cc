@@ -145,6 +145,37 @@ TEST(MultiLangProtocol, RecordWriterMatchesAppendRecord) {
   EXPECT_EQ(batch, want);
 }
 
+// The replay finds the records after a checkpoint again in a kept batch's text: every object
+// of the array, whatever its keys hold (quotes, backslashes, braces, brackets, commas), with
+// its sequence number and sub-sequence number; compared with an independent JSON parser.
+TEST(MultiLangProtocol, SplitsKeptRecordsAndReadsTheirPositions) {
+  testing::Batch b;
+  b.add("4501", 0, "a", "plain", 1700000000001)
+      .add("4501", 1, "b", "q\"uo}te{", 1700000000001)
+      .add("4501", 2, "c", "back\\", 1700000000001)
+      .add("4502", 0, "d", "\\\"},{\"action\":\"record\"", 0)
+      .add("4502", 7, "e", "[],:\\\\", 1700000000002)
+      .add("4503", 0, std::string(300, '\xff'), "\x01\x1f", 1700000000003);
+  std::string records;
+  for (std::size_t i = 0; i < b.views.size(); ++i) {
+    if (i) records += ',';
+    ml::append_record(records, b.views[i]);
+  }
+  const json parsed = json::parse("[" + records + "]");
+  const std::vector<std::string_view> objects = ml::split_record_objects(records);
+  ASSERT_EQ(objects.size(), b.views.size());
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    EXPECT_EQ(json::parse(objects[i]), parsed[i]) << i;
+    const auto at = ml::record_position(objects[i]);
+    ASSERT_TRUE(at.has_value()) << objects[i];
+    EXPECT_EQ(at->sequence_number, b.views[i].sequence_number);
+    EXPECT_EQ(at->sub_sequence_number, b.views[i].sub_sequence_number);
+  }
+  EXPECT_TRUE(ml::split_record_objects("").empty());
+  EXPECT_FALSE(ml::record_position("{\"sequenceNumber\":\"1\"}").has_value());
+  EXPECT_FALSE(ml::record_position("not json").has_value());
+}
+
 TEST(MultiLangProtocol, ActionsAndCheckpointReplies) {
   std::string out;
   ml::append_action(out, "leaseLost");
