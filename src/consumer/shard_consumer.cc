@@ -4,6 +4,7 @@
 #include <exception>
 #include <utility>
 
+#include "consumer/piecewise_processor.h"
 #include "consumer/shard_sync.h"
 #include "core/string_pool.h"
 
@@ -370,6 +371,7 @@ void ShardConsumer::do_initialize() {
   if (!processor_) {
     Status made = call("the processor factory", [&] {
       processor_ = ctx_.factory(shard_id_);
+      piecewise_ = dynamic_cast<PiecewiseRecordProcessor*>(processor_.get());
       return processor_ ? Status() : Status(StatusCode::kInternal, "the factory returned null");
     });
     if (!made.ok()) {
@@ -406,6 +408,10 @@ void ShardConsumer::do_initialize() {
   fetching_enabled_ = !lease_lost_ && !shutdown_requested_;
 }
 
+// A piecewise processor gets the records once this many are decoded (and the rest at the end):
+// every aggregate of a few hundred records, plain records a few hundred at a time.
+constexpr std::size_t kPieceRecords = 256;
+
 void ShardConsumer::do_process() {
   Batch* batch;
   {
@@ -415,6 +421,12 @@ void ShardConsumer::do_process() {
   }
   records_.clear();
   std::int64_t bytes = 0;
+  std::int64_t n = 0;
+  // The last record delivered, for the checkpointer: its sequence number stays valid (it is
+  // the batch's) after its ConsumerRecord was handed over in a piece.
+  std::string_view last_sequence_number;
+  std::int64_t last_sub = 0;
+  if (piecewise_) piecewise_->begin_batch(batch->bytes);
   // Committed only when the batch is done with: a retried batch is filtered the same way again.
   bool filtering = filtering_checkpoint_;
   // The batch's aggregates are digested together (several per GetRecords answer).
@@ -448,16 +460,31 @@ void ShardConsumer::do_process() {
                                         rec.approximate_arrival_timestamp_ms, v.aggregated});
       bytes += static_cast<std::int64_t>(v.data.size());
     }
+    if (piecewise_ && records_.size() >= kPieceRecords) {
+      // An aggregate's records (or a few hundred plain ones) at a time, while in cache.
+      n += static_cast<std::int64_t>(records_.size());
+      last_sequence_number = records_.back().sequence_number;
+      last_sub = records_.back().sub_sequence_number;
+      piecewise_->add_records(records_);
+      records_.clear();
+    }
+  }
+  if (!records_.empty()) {
+    n += static_cast<std::int64_t>(records_.size());
+    last_sequence_number = records_.back().sequence_number;
+    last_sub = records_.back().sub_sequence_number;
+    if (piecewise_) {
+      piecewise_->add_records(records_);
+      records_.clear();
+    }
   }
   Status s;
-  const auto n = static_cast<std::int64_t>(records_.size());
   if (n != 0 || ctx_.call_process_records_even_for_empty) {
-    if (n != 0) {
-      checkpointer_->set_largest(
-          {std::string(records_.back().sequence_number), records_.back().sub_sequence_number});
-    }
+    if (n != 0) checkpointer_->set_largest({std::string(last_sequence_number), last_sub});
     ProcessRecordsInput in{records_, batch->result.millis_behind_latest, *checkpointer_};
-    s = call("process_records", [&] { return processor_->process_records(in); });
+    s = call("process_records", [&] {
+      return piecewise_ ? piecewise_->finish_batch(in) : processor_->process_records(in);
+    });
   }
   bool stop = false;
   std::vector<StreamRecord> done_records;
@@ -662,6 +689,7 @@ void ShardConsumer::finish(bool release_lease) {
     fetching_enabled_ = false;
     drop_queue_locked();
     p = std::move(processor_);
+    piecewise_ = nullptr;
   }
   p.reset();
 }

@@ -25,6 +25,8 @@
 
 namespace shardline::detail {
 
+class PiecewiseRecordProcessor;
+
 enum class ErrorPolicy : std::uint8_t { kRetry, kSkip, kStop };
 
 /// Worker-wide counters (the metrics snapshot reads them).
@@ -164,6 +166,8 @@ class ShardConsumer : public std::enable_shared_from_this<ShardConsumer> {
   const std::uint64_t token_;
   std::shared_ptr<CheckpointerImpl> checkpointer_;
   std::unique_ptr<RecordProcessor> processor_;  // step() only
+  // processor_, when it takes batches in pieces (piecewise_processor.h); step() only.
+  PiecewiseRecordProcessor* piecewise_ = nullptr;
   Deaggregator deaggregator_;                   // step() only
   std::vector<std::string_view> digest_views_;  // step() only
   std::vector<UserRecordView> views_;           // step() only

@@ -32,8 +32,10 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <span>
 #include <utility>
 
+#include "consumer/piecewise_processor.h"
 #include "core/digest.h"
 #include "core/text_buffer.h"
 #include "multilang/child_process.h"
@@ -148,7 +150,7 @@ struct ReplayBatch {
   }
 };
 
-class MultiLangProcessor final : public RecordProcessor {
+class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
  public:
   MultiLangProcessor(std::shared_ptr<MultiLangSupervisor::Impl> sup, std::string shard_id)
       : sup_(std::move(sup)), shard_id_(std::move(shard_id)) {}
@@ -166,68 +168,117 @@ class MultiLangProcessor final : public RecordProcessor {
   }
 
   Status process_records(const ProcessRecordsInput& in) override {
+    std::int64_t data_bytes = 0;
+    for (const ConsumerRecord& r : in.records)
+      data_bytes += static_cast<std::int64_t>(r.data.size());
+    begin_batch(data_bytes);
+    add_records(in.records);
+    return finish_batch(in);
+  }
+
+  // The worker hands batches over in pieces (piecewise_processor.h): the records are written
+  // into batch_ as they come, and the message goes out in finish_batch().
+  void begin_batch(std::int64_t data_bytes) noexcept override {
+    // Room for the message at the text per data byte of the last one, plus an eighth: no pass
+    // over the records to size it. batch_ grows (one copy) when records are larger than before.
+    const auto estimate = 256 + static_cast<std::size_t>(static_cast<double>(data_bytes) *
+                                                         text_per_data_byte_ * 1.125);
+    if (batch_.capacity() < estimate && spare_.capacity() >= estimate) batch_.swap(spare_);
+    batch_.clear();
+    scratch_.clear();
+    ml::append_process_records_begin(scratch_);
+    batch_.reserve(std::max(estimate, scratch_.size()));
+    batch_.append(scratch_);
+    batch_records_begin_ = batch_.size();
+    batch_count_ = 0;
+    batch_data_bytes_ = data_bytes;
+    writer_.begin_batch();
+  }
+
+  void add_records(std::span<const ConsumerRecord> piece) noexcept override {
+    if (piece.empty()) return;
+    if (batch_count_ == 0) {
+      batch_first_ = {std::string(piece.front().sequence_number),
+                      piece.front().sub_sequence_number};
+    }
+    // Each record is written straight into batch_'s room, which only grows when a record's
+    // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
+    char* p = batch_.end();
+    for (const ConsumerRecord& r : piece) {
+      const std::size_t need = 1 + ml::RecordWriter::max_size(r) + ml::RecordWriter::kSlack;
+      if (batch_.capacity() - static_cast<std::size_t>(p - batch_.data()) < need) {
+        const std::size_t used = static_cast<std::size_t>(p - batch_.data());
+        batch_.set_size(used);
+        batch_.reserve(std::max(batch_.capacity() * 2, used + need));
+        p = batch_.end();
+      }
+      if (batch_count_++ != 0) *p++ = ',';
+      p = writer_.write(p, r);
+    }
+    batch_.set_size(static_cast<std::size_t>(p - batch_.data()));
+    batch_last_sequence_number_ = piece.back().sequence_number;
+    batch_last_sub_ = piece.back().sub_sequence_number;
+  }
+
+  Status finish_batch(const ProcessRecordsInput& in) override {
     SHARDLINE_RETURN_IF_ERROR(ensure_child(in.checkpointer));
-    const auto& recs = in.records;
+    std::string_view records = batch_.view().substr(batch_records_begin_);
+    if (batch_data_bytes_ > 0 && !records.empty()) {
+      text_per_data_byte_ =
+          static_cast<double>(records.size()) / static_cast<double>(batch_data_bytes_);
+    }
+    std::size_t sent = batch_count_;
+    ExtendedSequenceNumber first = batch_first_;
     // After a restart the worker retries the batch that failed; the child has already seen
     // (in the replay) or checkpointed part of it. Send only what follows the checkpoint. (In
     // between, the worker never delivers a record twice.)
-    std::size_t first = 0;
-    if (restarted_ && !recs.empty()) {
+    if (restarted_ && sent != 0) {
       const ExtendedSequenceNumber last = in.checkpointer.last_checkpoint();
-      const auto at = [&](std::size_t i) {
-        return ExtendedSequenceNumber{std::string(recs[i].sequence_number),
-                                      recs[i].sub_sequence_number};
-      };
-      if (!last.is_sentinel() && compare(at(0), last) <= 0) {
-        while (first < recs.size() && compare(at(first), last) <= 0) ++first;
-        if (first == recs.size()) return {};  // all checkpointed already
+      if (!last.is_sentinel() && compare(first, last) <= 0) {
+        const std::vector<std::string_view> objects = ml::split_record_objects(records);
+        std::size_t k = 0;
+        for (; k < objects.size(); ++k) {
+          auto at = ml::record_position(objects[k]);
+          if (!at) {
+            return Status::internal("shard " + shard_id_ + ": record " + std::to_string(k) +
+                                    " of the batch has no sequence number");
+          }
+          if (compare(*at, last) > 0) {
+            first = std::move(*at);
+            break;
+          }
+        }
+        if (k == objects.size()) return {};  // all checkpointed already
+        records = records.substr(static_cast<std::size_t>(objects[k].data() - records.data()));
+        sent = objects.size() - k;
       }
     }
-    const bool keep = sup_->options.replay_buffer_max_bytes > 0;
-    // Room for the message at the size per record of the last one, plus an eighth: reading
-    // every record's sizes first was a pass over them of its own. msg_ grows (one copy) when
-    // records are larger than before.
-    const std::size_t estimate =
-        256 + (recs.size() - first) * (bytes_per_record_ + bytes_per_record_ / 8);
-    if (msg_.capacity() < estimate && spare_.capacity() >= estimate) msg_.swap(spare_);
-    // The records are written straight into msg_'s room, which only grows when a record's
-    // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
-    compose([](std::string& m) { ml::append_process_records_begin(m); });
-    msg_.reserve(estimate);
-    const std::size_t records_begin = msg_.size();
-    char* p = msg_.end();
-    writer_.begin_batch();
-    for (std::size_t i = first; i < recs.size(); ++i) {
-      const std::size_t need = 1 + ml::RecordWriter::max_size(recs[i]) + ml::RecordWriter::kSlack;
-      if (msg_.capacity() - static_cast<std::size_t>(p - msg_.data()) < need) {
-        const std::size_t used = static_cast<std::size_t>(p - msg_.data());
-        msg_.set_size(used);
-        msg_.reserve(std::max(msg_.capacity() * 2, used + need));
-        p = msg_.end();
-      }
-      if (i != first) *p++ = ',';
-      p = writer_.write(p, recs[i]);
+    if (records.size() == batch_.size() - batch_records_begin_) {
+      msg_.swap(batch_);  // the whole batch: it goes out from where it was written
+    } else {
+      compose([](std::string& m) { ml::append_process_records_begin(m); });
+      msg_.append(records);
     }
-    msg_.set_size(static_cast<std::size_t>(p - msg_.data()));
     const std::size_t records_end = msg_.size();
-    const std::size_t sent = recs.size() - first;
-    if (sent != 0) bytes_per_record_ = 1 + msg_.size() / sent;
+    const std::size_t records_begin = records_end - records.size();
     compose([&](std::string& m) { ml::append_process_records_end(m, in.millis_behind_latest); },
             /*append=*/true);
     sup_->counters.records_sent.fetch_add(static_cast<std::int64_t>(sent),
                                           std::memory_order_relaxed);
     SHARDLINE_RETURN_IF_ERROR(converse("processRecords", &in.checkpointer));
     restarted_ = false;
-    if (keep && sent != 0) {
+    if (sup_->options.replay_buffer_max_bytes > 0 && sent != 0) {
       ReplayBatch batch;
       batch.records_begin = records_begin;
       batch.records_end = records_end;
       batch.count = sent;
-      batch.first = {std::string(recs[first].sequence_number), recs[first].sub_sequence_number};
-      batch.last = {std::string(recs.back().sequence_number), recs.back().sub_sequence_number};
+      batch.first = std::move(first);
+      batch.last = {std::string(batch_last_sequence_number_), batch_last_sub_};
       batch.millis_behind_latest = in.millis_behind_latest;
       batch.text = std::exchange(msg_, detail::TextBuffer());
       add_to_replay(std::move(batch));
+    } else if (msg_.capacity() > spare_.capacity()) {
+      spare_.swap(msg_);  // read by the child by now: the next batch is written into it
     }
     trim_replay(in.checkpointer.last_checkpoint());
     return {};
@@ -732,12 +783,22 @@ class MultiLangProcessor final : public RecordProcessor {
   std::unique_ptr<detail::ChildProcess> child_;
   int starts_ = 0;
   ml::RecordWriter writer_;
-  std::size_t bytes_per_record_ = 512;  // of the last processRecords message
-  detail::TextBuffer msg_;              // the message being sent
-  detail::TextBuffer spare_;            // a buffer for the next message
-  std::string scratch_;                 // small messages, composed before they go to msg_
-  std::string reply_;                   // a checkpoint reply
-  std::string inbuf_;                   // the child's stdout
+  // The batch being written (begin_batch .. finish_batch), where its records array starts, its
+  // record count, first and last position, its data bytes, and what the text per data byte
+  // of the last batch was (to size the next).
+  detail::TextBuffer batch_;
+  std::size_t batch_records_begin_ = 0;
+  std::size_t batch_count_ = 0;
+  ExtendedSequenceNumber batch_first_;
+  std::string_view batch_last_sequence_number_;  // valid until finish_batch() returns
+  std::int64_t batch_last_sub_ = 0;
+  std::int64_t batch_data_bytes_ = 0;
+  double text_per_data_byte_ = 4.0;
+  detail::TextBuffer msg_;    // the message being sent
+  detail::TextBuffer spare_;  // a buffer for the next message
+  std::string scratch_;       // small messages, composed before they go to msg_
+  std::string reply_;         // a checkpoint reply
+  std::string inbuf_;         // the child's stdout
   std::size_t inpos_ = 0;
   bool discarding_ = false;
   int skipped_logged_ = 0;

@@ -16,12 +16,14 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "consumer/lease_coordinator.h"
+#include "consumer/piecewise_processor.h"
 #include "consumer/thread_pool.h"
 #include "shardline/aggregation.h"
 #include "shardline/consumer.h"
@@ -96,6 +98,7 @@ struct Script {
   std::atomic<int> factory_calls{0};
   std::atomic<int> in_call{0};
   std::atomic<int> overlaps{0};
+  std::atomic<int> pieces{0};  // add_records calls of a piecewise processor
 
   std::function<bool(int n)> factory_fails;
   std::function<Status(const InitializationInput&, int n)> on_initialize;
@@ -191,6 +194,45 @@ class ScriptedProcessor final : public RecordProcessor {
   std::shared_ptr<Script> s_;
 };
 
+// The same processor taking batches in pieces (consumer/piecewise_processor.h), as the
+// MultiLangDaemon's does: the pieces are put back together and handed to the script as one
+// batch, so that every test of ShardConsumerTest runs both ways.
+class PiecewiseScriptedProcessor final : public PiecewiseRecordProcessor {
+ public:
+  explicit PiecewiseScriptedProcessor(std::shared_ptr<Script> s) : s_(s), inner_(std::move(s)) {}
+
+  Status initialize(const InitializationInput& in) override { return inner_.initialize(in); }
+  Status process_records(const ProcessRecordsInput& in) override {
+    ADD_FAILURE() << "process_records called on a piecewise processor";
+    return inner_.process_records(in);
+  }
+  Status shard_ended(Checkpointer& cp) override { return inner_.shard_ended(cp); }
+  Status lease_lost() override { return inner_.lease_lost(); }
+  Status shutdown_requested(Checkpointer& cp) override { return inner_.shutdown_requested(cp); }
+
+  void begin_batch(std::int64_t) noexcept override {
+    EXPECT_FALSE(open_) << "begin_batch twice without finish_batch may only be a retry";
+    records_.clear();
+    open_ = true;
+  }
+  void add_records(std::span<const ConsumerRecord> piece) noexcept override {
+    EXPECT_FALSE(piece.empty());
+    records_.insert(records_.end(), piece.begin(), piece.end());
+    s_->pieces.fetch_add(1);
+  }
+  Status finish_batch(const ProcessRecordsInput& in) override {
+    EXPECT_TRUE(in.records.empty());
+    open_ = false;
+    return inner_.process_records({records_, in.millis_behind_latest, in.checkpointer});
+  }
+
+ private:
+  std::shared_ptr<Script> s_;
+  ScriptedProcessor inner_;
+  std::vector<ConsumerRecord> records_;  // views into the batch, valid until finish_batch
+  bool open_ = false;
+};
+
 std::vector<Delivered> plain(const std::vector<std::string>& seqs, std::size_t from,
                              std::size_t to) {
   std::vector<Delivered> out;
@@ -217,7 +259,7 @@ KinesisRecord make_aggregate(std::size_t n) {
   return make_aggregate(std::vector<std::optional<HashKey>>(n, std::nullopt));
 }
 
-class ShardConsumerTest : public ::testing::Test {
+class ShardConsumerFixture : public ::testing::Test {
  protected:
   struct Options {
     std::size_t threads = 1;
@@ -260,6 +302,7 @@ class ShardConsumerTest : public ::testing::Test {
       auto s = script_ptr(shard_id);
       int n = s->factory_calls.fetch_add(1) + 1;
       if (s->factory_fails && s->factory_fails(n)) return nullptr;
+      if (piecewise_) return std::make_unique<PiecewiseScriptedProcessor>(s);
       return std::make_unique<ScriptedProcessor>(s);
     };
     ctx_.on_shard_finished = [this](const std::string& id) {
@@ -368,6 +411,14 @@ class ShardConsumerTest : public ::testing::Test {
   std::map<std::string, std::shared_ptr<Script>> scripts_;
   std::vector<std::string> finished_shards_;
   std::vector<std::string> logs_;
+  bool piecewise_ = false;  // the processors take batches in pieces
+};
+
+// Every test runs with a processor that takes whole batches and with one that takes them in
+// pieces.
+class ShardConsumerTest : public ShardConsumerFixture, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override { piecewise_ = GetParam(); }
 };
 
 std::vector<std::string> repeat(const std::string& e, int n) {
@@ -381,7 +432,7 @@ std::vector<std::string> cat(std::vector<std::vector<std::string>> parts) {
 
 // ---- lifecycle ---------------------------------------------------------------------------------
 
-TEST_F(ShardConsumerTest, LifecycleInitializeProcessShardEndedCreatesChildrenAndReleases) {
+TEST_P(ShardConsumerTest, LifecycleInitializeProcessShardEndedCreatesChildrenAndReleases) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -439,7 +490,7 @@ TEST_F(ShardConsumerTest, LifecycleInitializeProcessShardEndedCreatesChildrenAnd
   EXPECT_EQ(st.records_processed, 6);
 }
 
-TEST_F(ShardConsumerTest, ChildrenCreatedAtShardEndStartAfterTheParent) {
+TEST_P(ShardConsumerTest, ChildrenCreatedAtShardEndStartAfterTheParent) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_shard(kChildA, kLower, {kShard});
@@ -468,7 +519,7 @@ TEST_F(ShardConsumerTest, ChildrenCreatedAtShardEndStartAfterTheParent) {
             "TRIM_HORIZON");
 }
 
-TEST_F(ShardConsumerTest, ShardEndedWithoutCheckpointIsRetriedAndChildrenWait) {
+TEST_P(ShardConsumerTest, ShardEndedWithoutCheckpointIsRetriedAndChildrenWait) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_shard(kChildA, {}, {kShard});
@@ -524,7 +575,7 @@ TEST_F(ShardConsumerTest, ShardEndedWithoutCheckpointIsRetriedAndChildrenWait) {
   ASSERT_TRUE(drive(*child, [&] { return script(kChildA).count("initialize") == 1; }));
 }
 
-TEST_F(ShardConsumerTest, ShardEndedFailingIsRetried) {
+TEST_P(ShardConsumerTest, ShardEndedFailingIsRetried) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -544,7 +595,7 @@ TEST_F(ShardConsumerTest, ShardEndedFailingIsRetried) {
   EXPECT_EQ(counter(counters_.leases_created), 1);
 }
 
-TEST_F(ShardConsumerTest, LeaseLostCallsLeaseLostOnceAndNothingAfterwards) {
+TEST_P(ShardConsumerTest, LeaseLostCallsLeaseLostOnceAndNothingAfterwards) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -596,7 +647,7 @@ TEST_F(ShardConsumerTest, LeaseLostCallsLeaseLostOnceAndNothingAfterwards) {
   EXPECT_EQ(kinesis_->get_records_calls(kShard), reads);
 }
 
-TEST_F(ShardConsumerTest, LeaseLostDuringProcessRecordsIsDeliveredAfterItReturns) {
+TEST_P(ShardConsumerTest, LeaseLostDuringProcessRecordsIsDeliveredAfterItReturns) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -617,7 +668,7 @@ TEST_F(ShardConsumerTest, LeaseLostDuringProcessRecordsIsDeliveredAfterItReturns
   EXPECT_EQ(stored(kShard).lease_owner, kWorker);  // lost, not released: no store write
 }
 
-TEST_F(ShardConsumerTest, RequestShutdownCallsShutdownRequestedThenLeaseLostAndReleases) {
+TEST_P(ShardConsumerTest, RequestShutdownCallsShutdownRequestedThenLeaseLostAndReleases) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -637,7 +688,7 @@ TEST_F(ShardConsumerTest, RequestShutdownCallsShutdownRequestedThenLeaseLostAndR
   EXPECT_TRUE(finished_shards().empty());
 }
 
-TEST_F(ShardConsumerTest, LeaseLostBeforeInitializeCreatesNoProcessor) {
+TEST_P(ShardConsumerTest, LeaseLostBeforeInitializeCreatesNoProcessor) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -651,7 +702,7 @@ TEST_F(ShardConsumerTest, LeaseLostBeforeInitializeCreatesNoProcessor) {
   EXPECT_EQ(kinesis_->get_records_calls(kShard), 0);
 }
 
-TEST_F(ShardConsumerTest, ShutdownWhileWaitingOnParentsCreatesNoProcessorAndReleases) {
+TEST_P(ShardConsumerTest, ShutdownWhileWaitingOnParentsCreatesNoProcessorAndReleases) {
   start_harness();
   kinesis_->add_shard(kChildA, {}, {kShard});
   create_lease(kShard, "49590000000000000000000000000000000000000000000000000001", 0, {},
@@ -669,7 +720,7 @@ TEST_F(ShardConsumerTest, ShutdownWhileWaitingOnParentsCreatesNoProcessorAndRele
   EXPECT_EQ(stored(kChildA).lease_owner, "");
 }
 
-TEST_F(ShardConsumerTest, NeverTwoCallsAtOnceForOneProcessor) {
+TEST_P(ShardConsumerTest, NeverTwoCallsAtOnceForOneProcessor) {
   start_harness({.threads = 2, .completion = Completion::kThread});
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -724,7 +775,7 @@ TEST_F(ShardConsumerTest, NeverTwoCallsAtOnceForOneProcessor) {
 
 // ---- callback failures ---------------------------------------------------------------------
 
-TEST_F(ShardConsumerTest, InitializeFailingIsRetriedAfterBackoff) {
+TEST_P(ShardConsumerTest, InitializeFailingIsRetriedAfterBackoff) {
   start_harness();
   kinesis_->add_shard(kShard);
   create_lease(kShard, "49590000000000000000000000000000000000000000000000000001", 3);
@@ -759,7 +810,7 @@ TEST_F(ShardConsumerTest, InitializeFailingIsRetriedAfterBackoff) {
   }
 }
 
-TEST_F(ShardConsumerTest, FactoryReturningNullIsRetried) {
+TEST_P(ShardConsumerTest, FactoryReturningNullIsRetried) {
   start_harness();
   kinesis_->add_shard(kShard);
   create_lease(kShard);
@@ -774,7 +825,7 @@ TEST_F(ShardConsumerTest, FactoryReturningNullIsRetried) {
   EXPECT_EQ(script().count("initialize"), 1);
 }
 
-TEST_F(ShardConsumerTest, ProcessRecordsRetryRedeliversTheSameRecords) {
+TEST_P(ShardConsumerTest, ProcessRecordsRetryRedeliversTheSameRecords) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -801,7 +852,7 @@ TEST_F(ShardConsumerTest, ProcessRecordsRetryRedeliversTheSameRecords) {
   EXPECT_EQ(counter(counters_.records_skipped), 0);
 }
 
-TEST_F(ShardConsumerTest, ProcessRecordsRetryAfterResumingInsideAnAggregate) {
+TEST_P(ShardConsumerTest, ProcessRecordsRetryAfterResumingInsideAnAggregate) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -818,7 +869,37 @@ TEST_F(ShardConsumerTest, ProcessRecordsRetryAfterResumingInsideAnAggregate) {
   EXPECT_EQ(script().all_batches(), (std::vector<std::vector<Delivered>>{expected, expected}));
 }
 
-TEST_F(ShardConsumerTest, ProcessRecordsSkipPolicySkipsTheBatch) {
+// A batch of aggregates and plain records: one process_records call with every record in order,
+// whichever way the processor takes it. A piecewise processor gets it in several pieces.
+TEST_P(ShardConsumerTest, ABatchOfAggregatesAndPlainRecordsArrivesWhole) {
+  start_harness();
+  kinesis_->add_shard(kShard);
+  std::vector<Delivered> expected;
+  for (int i = 0; i < 3; ++i) {
+    const std::string seq = kinesis_->add_kinesis_record(kShard, make_aggregate(300));
+    for (int j = 0; j < 300; ++j) expected.push_back({seq, j, "d" + std::to_string(j)});
+  }
+  for (int i = 0; i < 600; ++i) {
+    const std::string data = "r" + std::to_string(i);
+    expected.push_back({kinesis_->add_record(kShard, data), 0, data});
+  }
+  create_lease(kShard);
+  auto c = acquire(kShard);
+  ASSERT_TRUE(drive(*c, [&] { return script().count("process_records") == 1; }));
+  EXPECT_EQ(script().all_batches(), (std::vector<std::vector<Delivered>>{expected}));
+  if (piecewise_) {
+    EXPECT_GE(script().pieces.load(), 4);
+  } else {
+    EXPECT_EQ(script().pieces.load(), 0);
+  }
+  EXPECT_EQ(counter(counters_.records_processed), 1500);
+  // Everything delivered may be checkpointed, and nothing more.
+  Checkpointer* cp = script().last_checkpointer();
+  ASSERT_NE(cp, nullptr);
+  EXPECT_EQ(cp->largest_permitted(), (ExtendedSequenceNumber{expected.back().seq, 0}));
+}
+
+TEST_P(ShardConsumerTest, ProcessRecordsSkipPolicySkipsTheBatch) {
   start_harness();
   ctx_.error_policy = ErrorPolicy::kSkip;
   kinesis_->add_shard(kShard);
@@ -846,7 +927,7 @@ TEST_F(ShardConsumerTest, ProcessRecordsSkipPolicySkipsTheBatch) {
             (ExtendedSequenceNumber{seqs[5], 0}));
 }
 
-TEST_F(ShardConsumerTest, ProcessRecordsStopPolicyReleasesTheLeaseForGood) {
+TEST_P(ShardConsumerTest, ProcessRecordsStopPolicyReleasesTheLeaseForGood) {
   start_harness();
   ctx_.error_policy = ErrorPolicy::kStop;
   kinesis_->add_shard(kShard);
@@ -870,7 +951,7 @@ TEST_F(ShardConsumerTest, ProcessRecordsStopPolicyReleasesTheLeaseForGood) {
   EXPECT_EQ(stored(kShard).lease_owner, "");
 }
 
-TEST_F(ShardConsumerTest, LeaseLostFailingIsRetried) {
+TEST_P(ShardConsumerTest, LeaseLostFailingIsRetried) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -898,7 +979,7 @@ TEST_F(ShardConsumerTest, LeaseLostFailingIsRetried) {
 
 // ---- checkpointer ------------------------------------------------------------------------------
 
-TEST_F(ShardConsumerTest, CheckpointerRangeAndValidation) {
+TEST_P(ShardConsumerTest, CheckpointerRangeAndValidation) {
   start_harness();
   kinesis_->add_shard(kShard);
   const std::string p0 = kinesis_->add_record(kShard, "r0");
@@ -962,7 +1043,7 @@ TEST_F(ShardConsumerTest, CheckpointerRangeAndValidation) {
   EXPECT_EQ(c->status().checkpoint, (ExtendedSequenceNumber{agg, 4}));
 }
 
-TEST_F(ShardConsumerTest, CheckpointOfTheLastRecordInShardEndedWritesShardEnd) {
+TEST_P(ShardConsumerTest, CheckpointOfTheLastRecordInShardEndedWritesShardEnd) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -985,7 +1066,7 @@ TEST_F(ShardConsumerTest, CheckpointOfTheLastRecordInShardEndedWritesShardEnd) {
   EXPECT_EQ(stored(kShard).child_shard_ids, std::vector<std::string>{kChildA});  // ListShards
 }
 
-TEST_F(ShardConsumerTest, ShardEndAfterProcessRecordsCheckpointedTheLastRecordKclBug211) {
+TEST_P(ShardConsumerTest, ShardEndAfterProcessRecordsCheckpointedTheLastRecordKclBug211) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -1008,7 +1089,7 @@ TEST_F(ShardConsumerTest, ShardEndAfterProcessRecordsCheckpointedTheLastRecordKc
   EXPECT_EQ(stored(kShard).lease_owner, "");
 }
 
-TEST_F(ShardConsumerTest, ShardEndWithNothingNewDeliveredStillMapsTheLastRecord) {
+TEST_P(ShardConsumerTest, ShardEndWithNothingNewDeliveredStillMapsTheLastRecord) {
   // The previous owner processed and checkpointed the last record, then lost the lease: this
   // owner delivers nothing, and checkpoint(last) in shard_ended still means SHARD_END.
   start_harness();
@@ -1025,7 +1106,7 @@ TEST_F(ShardConsumerTest, ShardEndWithNothingNewDeliveredStillMapsTheLastRecord)
   EXPECT_EQ(stored(kShard).checkpoint, "SHARD_END");
 }
 
-TEST_F(ShardConsumerTest, PrepareCheckpointIsSeenByTheNextOwner) {
+TEST_P(ShardConsumerTest, PrepareCheckpointIsSeenByTheNextOwner) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -1069,7 +1150,7 @@ TEST_F(ShardConsumerTest, PrepareCheckpointIsSeenByTheNextOwner) {
 
 // ---- retrieval ---------------------------------------------------------------------------------
 
-TEST_F(ShardConsumerTest, ResumesExactlyInsideAnAggregate) {
+TEST_P(ShardConsumerTest, ResumesExactlyInsideAnAggregate) {
   start_harness();
   kinesis_->add_shard(kShard);
   kinesis_->add_record(kShard, "r0");
@@ -1097,7 +1178,7 @@ TEST_F(ShardConsumerTest, ResumesExactlyInsideAnAggregate) {
             (std::vector<Delivered>{{agg, 3, "d3"}, {agg, 4, "d4"}, {last, 0, "r2"}}));
 }
 
-class ExpiredIteratorTest : public ShardConsumerTest,
+class ExpiredIteratorTest : public ShardConsumerFixture,
                             public ::testing::WithParamInterface<Completion> {};
 
 TEST_P(ExpiredIteratorTest, RestartsAfterTheLastRecordRead) {
@@ -1132,7 +1213,7 @@ INSTANTIATE_TEST_SUITE_P(Completions, ExpiredIteratorTest,
                            return info.param == Completion::kInline ? "Inline" : "Thread";
                          });
 
-TEST_F(ShardConsumerTest, ExpiredIteratorBeforeAnyRecordRestartsAtTheCheckpoint) {
+TEST_P(ShardConsumerTest, ExpiredIteratorBeforeAnyRecordRestartsAtTheCheckpoint) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -1150,7 +1231,7 @@ TEST_F(ShardConsumerTest, ExpiredIteratorBeforeAnyRecordRestartsAtTheCheckpoint)
   }
 }
 
-TEST_F(ShardConsumerTest, ThrottlingBacksOffAndIsCounted) {
+TEST_P(ShardConsumerTest, ThrottlingBacksOffAndIsCounted) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -1189,7 +1270,7 @@ std::vector<std::optional<HashKey>> mixed_ehks() {
   return {HashKey(0, 5), HashKey(1ULL << 63, 5), HashKey(0, 10), HashKey::max(), HashKey(0, 0)};
 }
 
-TEST_F(ShardConsumerTest, FiltersUserRecordsOutsideTheLeaseHashRange) {
+TEST_P(ShardConsumerTest, FiltersUserRecordsOutsideTheLeaseHashRange) {
   start_harness();
   kinesis_->add_shard(kShard, kLower);
   const std::string agg = kinesis_->add_kinesis_record(kShard, make_aggregate(mixed_ehks()));
@@ -1204,7 +1285,7 @@ TEST_F(ShardConsumerTest, FiltersUserRecordsOutsideTheLeaseHashRange) {
   EXPECT_EQ(counter(counters_.records_filtered), 2);
 }
 
-TEST_F(ShardConsumerTest, FiltersWithTheShardRangeWhenTheLeaseHasNone) {
+TEST_P(ShardConsumerTest, FiltersWithTheShardRangeWhenTheLeaseHasNone) {
   start_harness();
   kinesis_->add_shard(kShard, kLower);
   const std::string agg = kinesis_->add_kinesis_record(kShard, make_aggregate(mixed_ehks()));
@@ -1220,7 +1301,7 @@ TEST_F(ShardConsumerTest, FiltersWithTheShardRangeWhenTheLeaseHasNone) {
   EXPECT_EQ(counter(counters_.records_filtered), 2);
 }
 
-TEST_F(ShardConsumerTest, KclExactDropsTheWholeAggregate) {
+TEST_P(ShardConsumerTest, KclExactDropsTheWholeAggregate) {
   start_harness();
   ctx_.kcl_exact = true;
   kinesis_->add_shard(kShard, kLower);
@@ -1236,7 +1317,7 @@ TEST_F(ShardConsumerTest, KclExactDropsTheWholeAggregate) {
   EXPECT_EQ(counter(counters_.records_filtered), 5);
 }
 
-TEST_F(ShardConsumerTest, PrefetchIsBoundedWhileTheProcessorIsBusy) {
+TEST_P(ShardConsumerTest, PrefetchIsBoundedWhileTheProcessorIsBusy) {
   start_harness({.threads = 2, .completion = Completion::kThread});
   ctx_.max_pending_batches = 2;
   kinesis_->add_shard(kShard);
@@ -1286,7 +1367,7 @@ TEST_F(ShardConsumerTest, PrefetchIsBoundedWhileTheProcessorIsBusy) {
   EXPECT_LE(kinesis_->max_outstanding(kShard), 1);
 }
 
-TEST_F(ShardConsumerTest, EmptyRecordListsAreNotDeliveredByDefault) {
+TEST_P(ShardConsumerTest, EmptyRecordListsAreNotDeliveredByDefault) {
   start_harness();
   kinesis_->add_shard(kShard);
   create_lease(kShard);
@@ -1303,7 +1384,7 @@ TEST_F(ShardConsumerTest, EmptyRecordListsAreNotDeliveredByDefault) {
   EXPECT_EQ(script().delivered(), (std::vector<Delivered>{{s, 0, "r0"}}));
 }
 
-TEST_F(ShardConsumerTest, CallProcessRecordsEvenForEmptyRecordList) {
+TEST_P(ShardConsumerTest, CallProcessRecordsEvenForEmptyRecordList) {
   start_harness();
   ctx_.call_process_records_even_for_empty = true;
   kinesis_->add_shard(kShard);
@@ -1323,7 +1404,7 @@ TEST_F(ShardConsumerTest, CallProcessRecordsEvenForEmptyRecordList) {
   for (auto m : script().millis_behind) EXPECT_EQ(m, FakeConsumerKinesis::millis_behind_for(0));
 }
 
-TEST_F(ShardConsumerTest, MillisBehindLatestIsPassedThrough) {
+TEST_P(ShardConsumerTest, MillisBehindLatestIsPassedThrough) {
   start_harness();
   kinesis_->add_shard(kShard);
   for (int i = 0; i < 5; ++i) kinesis_->add_record(kShard, "r" + std::to_string(i));
@@ -1342,7 +1423,7 @@ TEST_F(ShardConsumerTest, MillisBehindLatestIsPassedThrough) {
   EXPECT_EQ(c->status().millis_behind_latest, FakeConsumerKinesis::millis_behind_for(0));
 }
 
-TEST_F(ShardConsumerTest, ResourceNotFoundWhileReadingEndsTheShardWithoutChildren) {
+TEST_P(ShardConsumerTest, ResourceNotFoundWhileReadingEndsTheShardWithoutChildren) {
   start_harness();
   kinesis_->add_shard(kShard);
   std::vector<std::string> seqs;
@@ -1372,7 +1453,7 @@ TEST_F(ShardConsumerTest, ResourceNotFoundWhileReadingEndsTheShardWithoutChildre
 
 // ---- parents before children -------------------------------------------------------------------
 
-TEST_F(ShardConsumerTest, ChildWaitsUntilEveryParentReachesShardEnd) {
+TEST_P(ShardConsumerTest, ChildWaitsUntilEveryParentReachesShardEnd) {
   start_harness();
   kinesis_->add_shard(kChildA, {}, {kShard, kParent2});
   const std::string s = kinesis_->add_record(kChildA, "child");
@@ -1413,7 +1494,7 @@ TEST_F(ShardConsumerTest, ChildWaitsUntilEveryParentReachesShardEnd) {
   EXPECT_EQ(script(kChildA).delivered(), (std::vector<Delivered>{{s, 0, "child"}}));
 }
 
-TEST_F(ShardConsumerTest, ChildStartsWhenTheParentLeaseIsDeleted) {
+TEST_P(ShardConsumerTest, ChildStartsWhenTheParentLeaseIsDeleted) {
   start_harness();
   kinesis_->add_shard(kChildA, {}, {kShard});
   create_lease(kShard, "49590000000000000000000000000000000000000000000000000001", 0, {},
@@ -1430,7 +1511,7 @@ TEST_F(ShardConsumerTest, ChildStartsWhenTheParentLeaseIsDeleted) {
   EXPECT_EQ(c->state(), ShardConsumer::State::kProcessing);
 }
 
-TEST_F(ShardConsumerTest, RecheckParentsChecksAtOnce) {
+TEST_P(ShardConsumerTest, RecheckParentsChecksAtOnce) {
   start_harness();
   kinesis_->add_shard(kChildA, {}, {kShard});
   create_lease(kShard, "49590000000000000000000000000000000000000000000000000001", 0, {},
@@ -1446,6 +1527,9 @@ TEST_F(ShardConsumerTest, RecheckParentsChecksAtOnce) {
   drain();
   EXPECT_EQ(script(kChildA).count("initialize"), 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(Processors, ShardConsumerTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Piecewise" : "Whole"; });
 
 }  // namespace
 }  // namespace shardline::detail
