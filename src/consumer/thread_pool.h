@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/signals.h"
+
 namespace shardline::detail {
 
 class ThreadPool {
@@ -61,6 +63,7 @@ class ThreadPool {
 
  private:
   void loop() {
+    block_sigpipe_in_this_thread();  // see core/signals.h
     for (;;) {
       std::function<void()> job;
       {

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/signals.h"
 #include "shardline/multilang.h"
 
 extern char** environ;
@@ -303,15 +304,20 @@ void ChildProcess::hold_until_read(TextBuffer buffer) noexcept {
 Result<std::size_t> ChildProcess::write_some(std::string_view data, bool zero_copy) noexcept {
   if (in_ < 0) return Status::unavailable("the child's stdin is closed");
   // A write to a pipe whose reader is gone raises SIGPIPE, which would end the daemon unless it
-  // ignores the signal. Block it in this thread around the write and consume the one the write
-  // raised, so the library is safe whatever the application does with SIGPIPE.
+  // ignores the signal (core/signals.h). The worker's threads block it for good; on any other
+  // thread it is blocked around the write, and the one the write raised is consumed, so the
+  // library is safe whatever the application does with SIGPIPE.
+  const bool blocked = sigpipe_blocked_in_this_thread();
   sigset_t pipe_set, old_mask, pending;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
-  sigemptyset(&pending);
-  sigpending(&pending);
-  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  bool was_pending = false;
+  if (!blocked) {
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending = sigismember(&pending, SIGPIPE) == 1;
+  }
   ssize_t w;
   for (;;) {
     if (zero_copy && zero_copy_ok_) {
@@ -332,7 +338,7 @@ Result<std::size_t> ChildProcess::write_some(std::string_view data, bool zero_co
     const timespec zero{0, 0};
     (void)sigtimedwait(&pipe_set, nullptr, &zero);
   }
-  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  if (!blocked) pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   if (w >= 0) return static_cast<std::size_t>(w);
   if (e == EAGAIN || e == EWOULDBLOCK) return std::size_t{0};
   return Status::unavailable(std::string("writing to the child failed: ") + std::strerror(e));

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/digest.h"
+#include "core/signals.h"
 #include "shardline/lease_store.h"
 #include "shardline/multilang.h"
 #include "unit/multilang_test_support.h"
@@ -506,36 +507,58 @@ serve({'shutdownRequested': lambda m: hang()})
 }
 
 // A message to a child that has gone away fails cleanly: no SIGPIPE reaches the daemon (the
-// test binary does not ignore it), and leaseLost to a dead child is simply done.
+// test binary does not ignore it), and leaseLost to a dead child is simply done. Both on a
+// thread of the application's and on one that blocks SIGPIPE for good as the worker's pool
+// threads do (core/signals.h), where the raised signal must not be left pending either.
 TEST_F(MultiLangProcessorTest, WritingToADeadChildRaisesNoSigpipe) {
-  auto p = make(dir_.child("c.py", R"PY(
+  const auto child = dir_.child("c.py", R"PY(
 import os
 def process(m):
     status('processRecords')
     os._exit(0)
 serve({'processRecords': process})
-)PY"));
+)PY");
   // SIGPIPE at its default, so that a SIGPIPE raised in the daemon would end this test binary.
   struct sigaction dfl {
   }, old{};
   dfl.sa_handler = SIG_DFL;
   ASSERT_EQ(::sigaction(SIGPIPE, &dfl, &old), 0);
-  FakeCheckpointer cp;
-  ASSERT_TRUE(p->initialize(init()).ok());
-  Batch b;
-  b.add(seqno(1), 0, "x");
-  ASSERT_TRUE(p->process_records(b.input(cp)).ok());
-  const long pid = dir_.starts().at(0);
-  // The child has exited (a zombie until reaped): its stdin has no reader any more.
-  ASSERT_TRUE(poll_until([&] {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    return line.empty() || line.find(") Z") != std::string::npos;
-  }));
-  EXPECT_TRUE(p->lease_lost().ok());
-  expect_children_gone();
-  EXPECT_GE(sup_->metrics().child_exits, 1);
+  for (const bool pool_thread : {false, true}) {
+    SCOPED_TRACE(pool_thread ? "a thread that blocks SIGPIPE" : "an application thread");
+    auto p = make(child);
+    const std::size_t run = pool_thread ? 1 : 0;
+    auto body = [&] {
+      FakeCheckpointer cp;
+      ASSERT_TRUE(p->initialize(init()).ok());
+      Batch b;
+      b.add(seqno(1), 0, "x");
+      ASSERT_TRUE(p->process_records(b.input(cp)).ok());
+      const long pid = dir_.starts().at(run);
+      // The child has exited (a zombie until reaped): its stdin has no reader any more.
+      ASSERT_TRUE(poll_until([&] {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(stat, line);
+        return line.empty() || line.find(") Z") != std::string::npos;
+      }));
+      EXPECT_TRUE(p->lease_lost().ok());
+      sigset_t pending;
+      sigemptyset(&pending);
+      ASSERT_EQ(::sigpending(&pending), 0);
+      EXPECT_EQ(sigismember(&pending, SIGPIPE), 0);
+    };
+    if (pool_thread) {
+      std::thread([&] {
+        detail::block_sigpipe_in_this_thread();
+        ASSERT_TRUE(detail::sigpipe_blocked_in_this_thread());
+        body();
+      }).join();
+    } else {
+      body();
+    }
+    expect_children_gone();
+    EXPECT_GE(sup_->metrics().child_exits, 1);
+  }
   ::sigaction(SIGPIPE, &old, nullptr);
 }
 
