@@ -7,6 +7,7 @@
 #include <array>
 #include <cstring>
 
+#include "core/base64_vbmi.h"
 #include "core/digest.h"
 
 #if defined(__x86_64__)
@@ -26,11 +27,8 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// The encoder's tables are in core/base64_vbmi.h.
 struct Tables {
-  // Encode: each 32-bit lane g gathers input bytes [3g+1, 3g, 3g+2, 3g+1], so a 64-bit
-  // multishift can cut out the four 6-bit fields (shifts 10, 4, 22, 16 in each half).
-  alignas(64) unsigned char encode_gather[64];
-  alignas(64) unsigned char alphabet[64];
   // Decode: ASCII 0..127 -> 6-bit value, 0x80 for anything outside the alphabet ('=' too).
   alignas(64) unsigned char decode_lo[64];
   alignas(64) unsigned char decode_hi[64];
@@ -42,13 +40,6 @@ struct Tables {
 const Tables& tables() {
   static const Tables t = [] {
     Tables x{};
-    for (int g = 0; g < 16; ++g) {
-      x.encode_gather[4 * g + 0] = static_cast<unsigned char>(3 * g + 1);
-      x.encode_gather[4 * g + 1] = static_cast<unsigned char>(3 * g);
-      x.encode_gather[4 * g + 2] = static_cast<unsigned char>(3 * g + 2);
-      x.encode_gather[4 * g + 3] = static_cast<unsigned char>(3 * g + 1);
-    }
-    std::memcpy(x.alphabet, kAlphabet, 64);
     unsigned char dec[128];
     std::memset(dec, 0x80, sizeof dec);
     for (int i = 0; i < 64; ++i)
@@ -62,42 +53,15 @@ const Tables& tables() {
   return t;
 }
 
-bool have_vbmi() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vbmi");
-  return yes;
+bool have_vbmi() { return base64_vbmi_available(); }
+
+// Whole buffers: the whole 3-byte groups (the caller pads the last one or two bytes).
+__attribute__((target(SL_BASE64_VBMI_TARGET))) std::size_t encode_vbmi(const unsigned char* in,
+                                                                       std::size_t n, char* out) {
+  return Base64VbmiEncoder().groups(in, n, out);
 }
 
 constexpr __mmask64 kLow48 = (__mmask64{1} << 48) - 1;
-
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) std::size_t encode_vbmi(
-    const unsigned char* in, std::size_t n, char* out) {
-  const Tables& t = tables();
-  const __m512i gather = _mm512_load_si512(t.encode_gather);
-  const __m512i alphabet = _mm512_load_si512(t.alphabet);
-  const __m512i shifts = _mm512_set1_epi64(0x3036242a1016040aLL);
-  std::size_t done = 0;
-  for (; n - done >= 48; done += 48, out += 64) {
-    // A masked load reads only the 48 bytes consumed: never past the input.
-    const __m512i v = _mm512_maskz_loadu_epi8(kLow48, in + done);
-    const __m512i lanes = _mm512_permutexvar_epi8(gather, v);
-    const __m512i fields = _mm512_multishift_epi64_epi8(shifts, lanes);
-    _mm512_storeu_si512(out, _mm512_permutexvar_epi8(fields, alphabet));
-  }
-  // The whole 3-byte groups of a shorter tail (a 100-byte record leaves 4 bytes): the same
-  // steps under masks that read and write only those bytes, instead of a call into scalar
-  // code for every record. At most 2 bytes are left, for the caller to pad.
-  if (const std::size_t groups = (n - done) / 3; groups > 0) {
-    const __m512i v =
-        _mm512_maskz_loadu_epi8(_cvtu64_mask64((1ULL << (groups * 3)) - 1), in + done);
-    const __m512i lanes = _mm512_permutexvar_epi8(gather, v);
-    const __m512i fields = _mm512_multishift_epi64_epi8(shifts, lanes);
-    _mm512_mask_storeu_epi8(out, _cvtu64_mask64((1ULL << (groups * 4)) - 1),
-                            _mm512_permutexvar_epi8(fields, alphabet));
-    done += groups * 3;
-  }
-  return done;
-}
 
 __attribute__((target("avx512f,avx512bw,avx512vbmi"))) std::size_t decode_vbmi(const char* in,
                                                                                std::size_t n,
@@ -123,6 +87,12 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) std::size_t decode_vbmi(c
 }
 
 }  // namespace
+
+bool base64_vbmi_available() noexcept {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vbmi");
+  return yes;
+}
 #endif  // __x86_64__
 
 std::size_t base64_encode_blocks(const unsigned char* in, std::size_t n, char* out) noexcept {

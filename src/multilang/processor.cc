@@ -201,23 +201,23 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
       batch_first_ = {std::string(piece.front().sequence_number),
                       piece.front().sub_sequence_number};
     }
-    // Each record is written straight into batch_'s room, which only grows when a record's
-    // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
-    char* p = batch_.end();
-    for (const ConsumerRecord& r : piece) {
-      const std::size_t need = 1 + ml::RecordWriter::max_size(r) + ml::RecordWriter::kSlack;
-      if (batch_.capacity() - static_cast<std::size_t>(p - batch_.data()) < need) {
-        const std::size_t used = static_cast<std::size_t>(p - batch_.data());
-        batch_.set_size(used);
-        batch_.reserve(std::max(batch_.capacity() * 2, used + need));
-        p = batch_.end();
-      }
-      if (batch_count_++ != 0) *p++ = ',';
-      p = writer_.write(p, r);
-    }
-    batch_.set_size(static_cast<std::size_t>(p - batch_.data()));
     batch_last_sequence_number_ = piece.back().sequence_number;
     batch_last_sub_ = piece.back().sub_sequence_number;
+    // The records are written straight into batch_'s room, which only grows when a record's
+    // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
+    char* p = batch_.end();
+    while (!piece.empty()) {
+      const std::size_t n =
+          writer_.write_records(p, batch_.data() + batch_.capacity(), piece, batch_count_);
+      piece = piece.subspan(n);
+      batch_.set_size(static_cast<std::size_t>(p - batch_.data()));
+      if (!piece.empty()) {
+        const std::size_t need =
+            1 + ml::RecordWriter::max_size(piece.front()) + ml::RecordWriter::kSlack;
+        batch_.reserve(std::max(batch_.capacity() * 2, batch_.size() + need));
+        p = batch_.end();
+      }
+    }
   }
 
   Status finish_batch(const ProcessRecordsInput& in) override {

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aws/json_writer.h"
+#include "core/base64_vbmi.h"
 #include "core/digest.h"
 
 namespace shardline::detail::multilang {
@@ -159,14 +160,22 @@ void RecordWriter::refresh(const ConsumerRecord& r) {
   }
 }
 
-char* RecordWriter::write(char* p, const ConsumerRecord& r) {
-  refresh(r);
+// A record's object is begin_record(), the base64 of its data, end_record(). These two are
+// inlined into write() and into write_records_vbmi(), whose AVX-512 encoder can only be
+// inlined into a function compiled for it.
+inline char* RecordWriter::begin_record(char* p, const ConsumerRecord& r) {
+  // The text around the sub-sequence number is rebuilt only when the Kinesis record changes.
+  if (r.sequence_number.data() != seq_data_ || r.sequence_number.size() != seq_.size() ||
+      r.approximate_arrival_timestamp_ms != arrival_) {
+    refresh(r);
+  }
   static constexpr std::string_view kHead = R"({"action":"record","data":")";
-  static constexpr std::string_view kKey = R"(","partitionKey":")";
   std::memcpy(p, kHead.data(), kHead.size());
-  p += kHead.size();
-  // The NUL written after the base64 lands on the next byte, which kKey overwrites.
-  p += base64_encode_to(reinterpret_cast<const unsigned char*>(r.data.data()), r.data.size(), p);
+  return p + kHead.size();
+}
+
+inline char* RecordWriter::end_record(char* p, const ConsumerRecord& r) {
+  static constexpr std::string_view kKey = R"(","partitionKey":")";
   std::memcpy(p, kKey.data(), kKey.size());
   p += kKey.size();
   // The usual partition key has nothing to escape: copied while it is checked.
@@ -191,6 +200,46 @@ char* RecordWriter::write(char* p, const ConsumerRecord& r) {
   p = std::to_chars(p, p + 24, r.sub_sequence_number).ptr;
   return copy_blocks(p, tail_.data(), tail_size_);
 }
+
+char* RecordWriter::write(char* p, const ConsumerRecord& r) {
+  p = begin_record(p, r);
+  // The NUL written after the base64 lands on the next byte, which end_record() overwrites.
+  p += base64_encode_to(reinterpret_cast<const unsigned char*>(r.data.data()), r.data.size(), p);
+  return end_record(p, r);
+}
+
+std::size_t RecordWriter::write_records(char*& p, const char* limit,
+                                        std::span<const ConsumerRecord> records,
+                                        std::size_t& written) {
+#if defined(__x86_64__)
+  if (base64_vbmi_available()) return write_records_vbmi(p, limit, records, written);
+#endif
+  std::size_t i = 0;
+  for (; i < records.size(); ++i) {
+    if (static_cast<std::size_t>(limit - p) < 1 + max_size(records[i]) + kSlack) break;
+    if (written++ != 0) *p++ = ',';
+    p = write(p, records[i]);
+  }
+  return i;
+}
+
+#if defined(__x86_64__)
+// write_records() with the encoder's constants in registers and its code inlined.
+__attribute__((target(SL_BASE64_VBMI_TARGET))) std::size_t RecordWriter::write_records_vbmi(
+    char*& p, const char* limit, std::span<const ConsumerRecord> records, std::size_t& written) {
+  const Base64VbmiEncoder encoder;
+  std::size_t i = 0;
+  for (; i < records.size(); ++i) {
+    const ConsumerRecord& r = records[i];
+    if (static_cast<std::size_t>(limit - p) < 1 + max_size(r) + kSlack) break;
+    if (written++ != 0) *p++ = ',';
+    p = begin_record(p, r);
+    p += encoder.encode_to(reinterpret_cast<const unsigned char*>(r.data.data()), r.data.size(), p);
+    p = end_record(p, r);
+  }
+  return i;
+}
+#endif
 
 void RecordWriter::append(std::string& out, const ConsumerRecord& r) {
   begin_batch();  // `r` may be anywhere, even where an earlier record's string was

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,13 @@ class RecordWriter {
   /// Writes `record`'s object at `p` and returns its end. `p` must have room for
   /// max_size(record) + kSlack bytes.
   char* write(char* p, const ConsumerRecord& record);
+  /// write() for consecutive records of one batch, each after a ',' unless it is the batch's
+  /// first (`written`: the batch's records so far, counted on), for as long as the room before
+  /// `limit` holds the next one's 1 + max_size() + kSlack bytes. Returns how many it wrote;
+  /// `p` moves past them. With AVX-512 VBMI the base64 encoder's constants stay in registers
+  /// for all of them.
+  std::size_t write_records(char*& p, const char* limit, std::span<const ConsumerRecord> records,
+                            std::size_t& written);
   /// write() at the end of `out`.
   void append(std::string& out, const ConsumerRecord& record);
   /// Before the records of a new batch: within one batch, records whose sequence number is the
@@ -64,6 +72,12 @@ class RecordWriter {
 
  private:
   void refresh(const ConsumerRecord& record);
+  char* begin_record(char* p, const ConsumerRecord& record);
+  char* end_record(char* p, const ConsumerRecord& record);
+#if defined(__x86_64__)
+  std::size_t write_records_vbmi(char*& p, const char* limit,
+                                 std::span<const ConsumerRecord> records, std::size_t& written);
+#endif
   std::string seq_;                 // the sequence number `middle_` and `tail_` were built for
   const char* seq_data_ = nullptr;  // where the last record's sequence number was (this batch)
   std::int64_t arrival_ = -1;
