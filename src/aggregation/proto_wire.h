@@ -46,6 +46,8 @@ class WireReader {
       : p_(reinterpret_cast<const unsigned char*>(buf.data())), end_(p_ + buf.size()) {}
 
   bool done() const noexcept { return p_ == end_; }
+  /// The next byte to read.
+  const unsigned char* position() const noexcept { return p_; }
 
   /// Up to 10 bytes; false on truncation or an over-long varint.
   bool varint(std::uint64_t& out) noexcept {
