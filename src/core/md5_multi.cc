@@ -217,9 +217,6 @@ __attribute__((target("avx512f"))) inline __mmask16 load_block16(const Lane* lan
     if (i < n && blk < blocks[i]) {
       p = lanes[i].block(blk);
       active = static_cast<__mmask16>(active | (1u << i));
-      // Up to 32 messages are read side by side, more streams than the hardware prefetcher
-      // follows: ask for each one's block 8 blocks ahead (harmless past the end).
-      _mm_prefetch(reinterpret_cast<const char*>(p) + 512, _MM_HINT_T0);
     }
     m[i] = _mm512_loadu_si512(p);
   }
