@@ -235,22 +235,11 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
     if (restarted_ && sent != 0) {
       const ExtendedSequenceNumber last = in.checkpointer.last_checkpoint();
       if (!last.is_sentinel() && compare(first, last) <= 0) {
-        const std::vector<std::string_view> objects = ml::split_record_objects(records);
-        std::size_t k = 0;
-        for (; k < objects.size(); ++k) {
-          auto at = ml::record_position(objects[k]);
-          if (!at) {
-            return Status::internal("shard " + shard_id_ + ": record " + std::to_string(k) +
-                                    " of the batch has no sequence number");
-          }
-          if (compare(*at, last) > 0) {
-            first = std::move(*at);
-            break;
-          }
-        }
-        if (k == objects.size()) return {};  // all checkpointed already
-        records = records.substr(static_cast<std::size_t>(objects[k].data() - records.data()));
-        sent = objects.size() - k;
+        SHARDLINE_ASSIGN_OR_RETURN(std::optional<After> after, records_after(records, last));
+        if (!after) return {};  // all checkpointed already
+        records = records.substr(after->offset);
+        sent = after->count;
+        first = std::move(after->first);
       }
     }
     if (records.size() == batch_.size() - batch_records_begin_) {
@@ -440,20 +429,11 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
       std::string_view records = b.records();
       std::size_t n = b.count;
       if (compare(b.first, from) <= 0) {
-        // The checkpoint falls inside this batch: find the first record after it.
-        const std::vector<std::string_view> objects = ml::split_record_objects(records);
-        std::size_t k = 0;
-        for (; k < objects.size(); ++k) {
-          const auto at = ml::record_position(objects[k]);
-          if (!at) {
-            return Status::internal("shard " + shard_id_ + ": record " + std::to_string(k) +
-                                    " of a kept batch has no sequence number; cannot replay");
-          }
-          if (compare(*at, from) > 0) break;
-        }
-        if (k == objects.size()) continue;
-        records = records.substr(static_cast<std::size_t>(objects[k].data() - records.data()));
-        n = objects.size() - k;
+        // The checkpoint falls inside this batch: from the first record after it.
+        SHARDLINE_ASSIGN_OR_RETURN(std::optional<After> after, records_after(records, from));
+        if (!after) continue;
+        records = records.substr(after->offset);
+        n = after->count;
       }
       compose([](std::string& m) { ml::append_process_records_begin(m); });
       msg_.append(records);
@@ -468,6 +448,34 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
     replaying_ = false;
     trim_replay(cp.last_checkpoint());
     return {};
+  }
+
+  // The first record after `from` in a records array this processor wrote (a batch or a kept
+  // one): where its object starts, how many records there are from it on, and its position;
+  // nullopt when every record is at or before `from`. Found by reading the text again, which
+  // only a restart needs.
+  struct After {
+    std::size_t offset = 0;
+    std::size_t count = 0;
+    ExtendedSequenceNumber first;
+  };
+  Result<std::optional<After>> records_after(std::string_view records,
+                                             const ExtendedSequenceNumber& from) const {
+    const std::vector<std::string_view> objects = ml::split_record_objects(records);
+    for (std::size_t k = 0; k < objects.size(); ++k) {
+      std::optional<ExtendedSequenceNumber> at = ml::record_position(objects[k]);
+      if (!at) {
+        return Status::internal("shard " + shard_id_ + ": record " + std::to_string(k) +
+                                " of a batch has no sequence number; cannot resume after " +
+                                from.sequence_number);
+      }
+      if (compare(*at, from) > 0) {
+        return std::optional<After>(
+            After{static_cast<std::size_t>(objects[k].data() - records.data()), objects.size() - k,
+                  std::move(*at)});
+      }
+    }
+    return std::optional<After>();
   }
 
   void add_to_replay(ReplayBatch batch) {
