@@ -426,6 +426,16 @@ void ShardConsumer::do_process() {
   // the batch's) after its ConsumerRecord was handed over in a piece.
   std::string_view last_sequence_number;
   std::int64_t last_sub = 0;
+  // Counts records_ as delivered; a piecewise processor gets them now (and records_ is reused).
+  auto take_records = [&] {
+    n += static_cast<std::int64_t>(records_.size());
+    last_sequence_number = records_.back().sequence_number;
+    last_sub = records_.back().sub_sequence_number;
+    if (piecewise_) {
+      piecewise_->add_records(records_);
+      records_.clear();
+    }
+  };
   if (piecewise_) piecewise_->begin_batch(batch->bytes);
   // Committed only when the batch is done with: a retried batch is filtered the same way again.
   bool filtering = filtering_checkpoint_;
@@ -460,24 +470,10 @@ void ShardConsumer::do_process() {
                                         rec.approximate_arrival_timestamp_ms, v.aggregated});
       bytes += static_cast<std::int64_t>(v.data.size());
     }
-    if (piecewise_ && records_.size() >= kPieceRecords) {
-      // An aggregate's records (or a few hundred plain ones) at a time, while in cache.
-      n += static_cast<std::int64_t>(records_.size());
-      last_sequence_number = records_.back().sequence_number;
-      last_sub = records_.back().sub_sequence_number;
-      piecewise_->add_records(records_);
-      records_.clear();
-    }
+    // An aggregate's records (or a few hundred plain ones) at a time, while in cache.
+    if (piecewise_ && records_.size() >= kPieceRecords) take_records();
   }
-  if (!records_.empty()) {
-    n += static_cast<std::int64_t>(records_.size());
-    last_sequence_number = records_.back().sequence_number;
-    last_sub = records_.back().sub_sequence_number;
-    if (piecewise_) {
-      piecewise_->add_records(records_);
-      records_.clear();
-    }
-  }
+  if (!records_.empty()) take_records();
   Status s;
   if (n != 0 || ctx_.call_process_records_even_for_empty) {
     if (n != 0) checkpointer_->set_largest({std::string(last_sequence_number), last_sub});
