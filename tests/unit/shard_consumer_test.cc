@@ -210,17 +210,20 @@ class PiecewiseScriptedProcessor final : public PiecewiseRecordProcessor {
   Status lease_lost() override { return inner_.lease_lost(); }
   Status shutdown_requested(Checkpointer& cp) override { return inner_.shutdown_requested(cp); }
 
+  // A batch without records (none left after the checkpoint, or none read) ends without
+  // finish_batch: the next begin_batch starts over.
   void begin_batch(std::int64_t) noexcept override {
-    EXPECT_FALSE(open_) << "begin_batch twice without finish_batch may only be a retry";
     records_.clear();
     open_ = true;
   }
   void add_records(std::span<const ConsumerRecord> piece) noexcept override {
+    EXPECT_TRUE(open_) << "add_records outside begin_batch .. finish_batch";
     EXPECT_FALSE(piece.empty());
     records_.insert(records_.end(), piece.begin(), piece.end());
     s_->pieces.fetch_add(1);
   }
   Status finish_batch(const ProcessRecordsInput& in) override {
+    EXPECT_TRUE(open_) << "finish_batch without begin_batch";
     EXPECT_TRUE(in.records.empty());
     open_ = false;
     return inner_.process_records({records_, in.millis_behind_latest, in.checkpointer});
@@ -897,6 +900,22 @@ TEST_P(ShardConsumerTest, ABatchOfAggregatesAndPlainRecordsArrivesWhole) {
   Checkpointer* cp = script().last_checkpointer();
   ASSERT_NE(cp, nullptr);
   EXPECT_EQ(cp->largest_permitted(), (ExtendedSequenceNumber{expected.back().seq, 0}));
+}
+
+// A batch with nothing after the checkpoint (the aggregate's last user record was
+// checkpointed) is not delivered; the next one is, alone.
+TEST_P(ShardConsumerTest, ABatchWhollyAtOrBeforeTheCheckpointIsNotDelivered) {
+  start_harness();
+  kinesis_->add_shard(kShard);
+  const std::string agg = kinesis_->add_kinesis_record(kShard, make_aggregate(5));
+  const std::string next = kinesis_->add_record(kShard, "r1");
+  kinesis_->set_records_per_call(kShard, 1);
+  create_lease(kShard, agg, 4);
+  auto c = acquire(kShard);
+  ASSERT_TRUE(drive(*c, [&] { return script().count("process_records") == 1; }));
+  EXPECT_EQ(script().all_batches(),
+            (std::vector<std::vector<Delivered>>{{Delivered{next, 0, "r1"}}}));
+  EXPECT_EQ(counter(counters_.records_processed), 1);
 }
 
 TEST_P(ShardConsumerTest, ProcessRecordsSkipPolicySkipsTheBatch) {
