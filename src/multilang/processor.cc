@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <new>
 #include <span>
 #include <utility>
 
@@ -179,16 +180,21 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
   // The worker hands batches over in pieces (piecewise_processor.h): the records are written
   // into batch_ as they come, and the message goes out in finish_batch().
   void begin_batch(std::int64_t data_bytes) noexcept override {
-    // Room for the message at the text per data byte of the last one, plus an eighth: no pass
-    // over the records to size it. batch_ grows (one copy) when records are larger than before.
-    const auto estimate = 256 + static_cast<std::size_t>(static_cast<double>(data_bytes) *
-                                                         text_per_data_byte_ * 1.125);
-    if (batch_.capacity() < estimate && spare_.capacity() >= estimate) batch_.swap(spare_);
-    batch_.clear();
-    scratch_.clear();
-    ml::append_process_records_begin(scratch_);
-    batch_.reserve(std::max(estimate, scratch_.size()));
-    batch_.append(scratch_);
+    batch_failed_ = false;
+    try {
+      // Room for the message at the text per data byte of the last one, plus an eighth: no
+      // pass over the records to size it. batch_ grows (one copy) when records are larger.
+      const auto estimate = 256 + static_cast<std::size_t>(static_cast<double>(data_bytes) *
+                                                           text_per_data_byte_ * 1.125);
+      if (batch_.capacity() < estimate && spare_.capacity() >= estimate) batch_.swap(spare_);
+      batch_.clear();
+      scratch_.clear();
+      ml::append_process_records_begin(scratch_);
+      batch_.reserve(std::max(estimate, scratch_.size()));
+      batch_.append(scratch_);
+    } catch (const std::bad_alloc&) {
+      batch_failed_ = true;  // finish_batch() reports it
+    }
     batch_records_begin_ = batch_.size();
     batch_count_ = 0;
     batch_data_bytes_ = data_bytes;
@@ -196,31 +202,39 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
   }
 
   void add_records(std::span<const ConsumerRecord> piece) noexcept override {
-    if (piece.empty()) return;
-    if (batch_count_ == 0) {
-      batch_first_ = {std::string(piece.front().sequence_number),
-                      piece.front().sub_sequence_number};
-    }
-    batch_last_sequence_number_ = piece.back().sequence_number;
-    batch_last_sub_ = piece.back().sub_sequence_number;
-    // The records are written straight into batch_'s room, which only grows when a record's
-    // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
-    char* p = batch_.end();
-    while (!piece.empty()) {
-      const std::size_t n =
-          writer_.write_records(p, batch_.data() + batch_.capacity(), piece, batch_count_);
-      piece = piece.subspan(n);
-      batch_.set_size(static_cast<std::size_t>(p - batch_.data()));
-      if (!piece.empty()) {
-        const std::size_t need =
-            1 + ml::RecordWriter::max_size(piece.front()) + ml::RecordWriter::kSlack;
-        batch_.reserve(std::max(batch_.capacity() * 2, batch_.size() + need));
-        p = batch_.end();
+    if (piece.empty() || batch_failed_) return;
+    try {
+      if (batch_count_ == 0) {
+        batch_first_ = {std::string(piece.front().sequence_number),
+                        piece.front().sub_sequence_number};
       }
+      batch_last_sequence_number_ = piece.back().sequence_number;
+      batch_last_sub_ = piece.back().sub_sequence_number;
+      // The records are written straight into batch_'s room, which only grows when a record's
+      // worst case (escaped keys) would not fit: no resize per record, and nothing zero-filled.
+      char* p = batch_.end();
+      while (!piece.empty()) {
+        const std::size_t n =
+            writer_.write_records(p, batch_.data() + batch_.capacity(), piece, batch_count_);
+        piece = piece.subspan(n);
+        batch_.set_size(static_cast<std::size_t>(p - batch_.data()));
+        if (!piece.empty()) {
+          const std::size_t need =
+              1 + ml::RecordWriter::max_size(piece.front()) + ml::RecordWriter::kSlack;
+          batch_.reserve(std::max(batch_.capacity() * 2, batch_.size() + need));
+          p = batch_.end();
+        }
+      }
+    } catch (const std::bad_alloc&) {
+      batch_failed_ = true;
     }
   }
 
   Status finish_batch(const ProcessRecordsInput& in) override {
+    if (batch_failed_) {
+      return Status(StatusCode::kResourceExhausted,
+                    "shard " + shard_id_ + ": out of memory writing the processRecords message");
+    }
     SHARDLINE_RETURN_IF_ERROR(ensure_child(in.checkpointer));
     std::string_view records = batch_.view().substr(batch_records_begin_);
     if (batch_data_bytes_ > 0 && !records.empty()) {
@@ -801,6 +815,7 @@ class MultiLangProcessor final : public detail::PiecewiseRecordProcessor {
   std::string_view batch_last_sequence_number_;  // valid until finish_batch() returns
   std::int64_t batch_last_sub_ = 0;
   std::int64_t batch_data_bytes_ = 0;
+  bool batch_failed_ = false;  // out of memory while writing it: finish_batch() fails
   double text_per_data_byte_ = 4.0;
   detail::TextBuffer msg_;    // the message being sent
   detail::TextBuffer spare_;  // a buffer for the next message

@@ -9,8 +9,10 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <span>
 #include <thread>
 
+#include "consumer/piecewise_processor.h"
 #include "core/digest.h"
 #include "core/signals.h"
 #include "shardline/lease_store.h"
@@ -335,6 +337,46 @@ serve({'processRecords': process})
 
 // A retried batch is trimmed to what follows the checkpoint: the dead child had checkpointed
 // inside it before dying.
+// The worker hands batches over in pieces (consumer/piecewise_processor.h). A batch whose
+// message cannot be allocated fails with kResourceExhausted (the worker's retry rule applies)
+// and sends the child nothing; the next batch goes out whole, from pieces.
+TEST_F(MultiLangProcessorTest, PiecewiseBatchesAndAMessageThatCannotBeAllocated) {
+  auto made = make(dir_.child("c.py", R"PY(
+def process(m):
+    pass
+serve({'processRecords': process})
+)PY"));
+  auto* p = dynamic_cast<detail::PiecewiseRecordProcessor*>(made.get());
+  ASSERT_NE(p, nullptr);
+  FakeCheckpointer cp;
+  ASSERT_TRUE(p->initialize(init()).ok());
+  Batch b;
+  b.add(seqno(1), 0, "a1").add(seqno(1), 1, "a2").add(seqno(2), 0, "b1");
+  cp.largest = {seqno(2), 0};
+  // Sized from an absurd data size: the buffer cannot be had.
+  p->begin_batch(std::int64_t{1} << 60);
+  p->add_records(b.views);
+  const Status s = p->finish_batch(ProcessRecordsInput{{}, 0, cp});
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.to_string();
+  // Then a batch in two pieces.
+  p->begin_batch(100);
+  p->add_records(std::span<const ConsumerRecord>(b.views).first(2));
+  p->add_records(std::span<const ConsumerRecord>(b.views).subspan(2));
+  ASSERT_TRUE(p->finish_batch(ProcessRecordsInput{{}, 7, cp}).ok()) << collected_.all_logs();
+  ASSERT_TRUE(p->lease_lost().ok());
+  expect_children_gone();
+  std::vector<json> batches;
+  for (const auto& raw : dir_.received(1)) {
+    json j = json::parse(raw);
+    if (j.value("action", "") == "processRecords") batches.push_back(std::move(j));
+  }
+  ASSERT_EQ(batches.size(), 1u);
+  ASSERT_EQ(batches[0]["records"].size(), 3u);
+  EXPECT_EQ(batches[0]["records"][2]["data"], "YjE=");
+  EXPECT_EQ(batches[0]["millisBehindLatest"], 7);
+  EXPECT_EQ(sup_->metrics().records_sent, 3);
+}
+
 TEST_F(MultiLangProcessorTest, RetriedBatchSkipsWhatWasCheckpointed) {
   auto p = make(dir_.child("c.py", R"PY(
 import sys
