@@ -243,15 +243,21 @@ __attribute__((target("avx512f"))) inline void store16(const State16& s, int n, 
   store_digests(wa, wb, wc, wd, n, out);
 }
 
+// Adds a block's a..d to the state of the lanes in `active`; the others keep theirs.
+__attribute__((target("avx512f"))) inline void md5_add16(State16& s, __mmask16 active, __m512i a,
+                                                         __m512i b, __m512i c, __m512i d) {
+  s.a = _mm512_mask_add_epi32(s.a, active, a, s.a);
+  s.b = _mm512_mask_add_epi32(s.b, active, b, s.b);
+  s.c = _mm512_mask_add_epi32(s.c, active, c, s.c);
+  s.d = _mm512_mask_add_epi32(s.d, active, d, s.d);
+}
+
 // One block of one chain; lanes not in `active` keep their state.
 __attribute__((target("avx512f"))) inline void md5_block16(State16& s, const __m512i m[16],
                                                            __mmask16 active) {
   __m512i a = s.a, b = s.b, c = s.c, d = s.d;
   SL_MD5_ROUNDS(SL_MD5_STEP1)
-  s.a = _mm512_mask_add_epi32(s.a, active, a, s.a);
-  s.b = _mm512_mask_add_epi32(s.b, active, b, s.b);
-  s.c = _mm512_mask_add_epi32(s.c, active, c, s.c);
-  s.d = _mm512_mask_add_epi32(s.d, active, d, s.d);
+  md5_add16(s, active, a, b, c, d);
 }
 
 // Up to 16 lanes, one chain.
@@ -287,14 +293,8 @@ __attribute__((target("avx512f"))) void md5_group32(Lane* lanes, int n, Md5Diges
     __m512i a = s1.a, b = s1.b, c = s1.c, d = s1.d;
     __m512i a2 = s2.a, b2 = s2.b, c2 = s2.c, d2 = s2.d;
     SL_MD5_ROUNDS(SL_MD5_STEP2)
-    s1.a = _mm512_mask_add_epi32(s1.a, active, a, s1.a);
-    s1.b = _mm512_mask_add_epi32(s1.b, active, b, s1.b);
-    s1.c = _mm512_mask_add_epi32(s1.c, active, c, s1.c);
-    s1.d = _mm512_mask_add_epi32(s1.d, active, d, s1.d);
-    s2.a = _mm512_mask_add_epi32(s2.a, active2, a2, s2.a);
-    s2.b = _mm512_mask_add_epi32(s2.b, active2, b2, s2.b);
-    s2.c = _mm512_mask_add_epi32(s2.c, active2, c2, s2.c);
-    s2.d = _mm512_mask_add_epi32(s2.d, active2, d2, s2.d);
+    md5_add16(s1, active, a, b, c, d);
+    md5_add16(s2, active2, a2, b2, c2, d2);
   }
   for (; blk < max_blocks; ++blk) {
     __m512i m[16];
