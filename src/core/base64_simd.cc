@@ -25,8 +25,6 @@ namespace shardline::detail {
 #if defined(__x86_64__)
 namespace {
 
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 // The encoder's tables are in core/base64_vbmi.h.
 struct Tables {
   // Decode: ASCII 0..127 -> 6-bit value, 0x80 for anything outside the alphabet ('=' too).
@@ -43,7 +41,7 @@ const Tables& tables() {
     unsigned char dec[128];
     std::memset(dec, 0x80, sizeof dec);
     for (int i = 0; i < 64; ++i)
-      dec[static_cast<unsigned char>(kAlphabet[i])] = static_cast<unsigned char>(i);
+      dec[static_cast<unsigned char>(kBase64Alphabet[i])] = static_cast<unsigned char>(i);
     std::memcpy(x.decode_lo, dec, 64);
     std::memcpy(x.decode_hi, dec + 64, 64);
     for (int j = 0; j < 64; ++j)

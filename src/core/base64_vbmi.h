@@ -10,6 +10,8 @@
 #include <array>
 #include <cstddef>
 
+#include "core/digest.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -29,14 +31,13 @@ struct Base64VbmiTables {
 
 inline constexpr Base64VbmiTables kBase64VbmiTables = [] {
   Base64VbmiTables t{};
-  constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   for (int g = 0; g < 16; ++g) {
     t.gather[4 * g + 0] = static_cast<unsigned char>(3 * g + 1);
     t.gather[4 * g + 1] = static_cast<unsigned char>(3 * g);
     t.gather[4 * g + 2] = static_cast<unsigned char>(3 * g + 2);
     t.gather[4 * g + 3] = static_cast<unsigned char>(3 * g + 1);
   }
-  for (int i = 0; i < 64; ++i) t.alphabet[i] = static_cast<unsigned char>(kAlphabet[i]);
+  for (int i = 0; i < 64; ++i) t.alphabet[i] = static_cast<unsigned char>(kBase64Alphabet[i]);
   return t;
 }();
 
@@ -80,13 +81,7 @@ class Base64VbmiEncoder {
     const std::size_t done = groups(in, n, out);
     std::size_t written = done / 3 * 4;
     if (const std::size_t rest = n - done; rest != 0) {
-      const char* a = reinterpret_cast<const char*>(kBase64VbmiTables.alphabet.data());
-      const unsigned b0 = in[done], b1 = rest == 2 ? in[done + 1] : 0u;
-      out += written;
-      out[0] = a[b0 >> 2];
-      out[1] = a[((b0 & 3u) << 4) | (b1 >> 4)];
-      out[2] = rest == 2 ? a[(b1 & 15u) << 2] : '=';
-      out[3] = '=';
+      base64_encode_last(in + done, rest, out + written);
       written += 4;
     }
     return written;

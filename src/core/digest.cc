@@ -34,17 +34,11 @@ std::size_t base64_encode_to(const unsigned char* in, std::size_t n, char* out) 
                                                     in + done, static_cast<int>(rest)));
   }
   // The last one or two bytes, padded: too few to be worth a library call per record.
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   if (rest == 0) {
     *out = '\0';
     return done / 3 * 4;
   }
-  const unsigned b0 = in[done], b1 = rest == 2 ? in[done + 1] : 0u;
-  out[0] = kAlphabet[b0 >> 2];
-  out[1] = kAlphabet[((b0 & 3u) << 4) | (b1 >> 4)];
-  out[2] = rest == 2 ? kAlphabet[(b1 & 15u) << 2] : '=';
-  out[3] = '=';
+  base64_encode_last(in + done, rest, out);
   out[4] = '\0';
   return done / 3 * 4 + 4;
 }

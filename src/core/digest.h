@@ -16,7 +16,8 @@ using Md5Digest = std::array<unsigned char, 16>;
 /// MD5 of `bytes` (OpenSSL's assembly implementation).
 Md5Digest md5(std::string_view bytes) noexcept;
 
-/// How md5_many() hashes: kBest picks AVX-512 (16 lanes), else AVX2 (8 lanes), else OpenSSL's
+/// How md5_many() hashes: kBest picks AVX-512 (16 lanes, or two chains of 16 for up to 32
+/// inputs), else AVX2 (8 lanes), else OpenSSL's
 /// MD5 one input at a time; the others force a path (tests, benchmarks; a forced vector path
 /// the CPU lacks falls back to kScalar).
 enum class Md5Impl { kBest, kAvx512, kAvx2, kScalar };
@@ -32,6 +33,16 @@ std::string to_hex(const unsigned char* bytes, std::size_t n);
 
 /// Standard base64 (RFC 4648, with padding).
 constexpr std::size_t base64_encoded_size(std::size_t n) noexcept { return 4 * ((n + 2) / 3); }
+inline constexpr char kBase64Alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// The last `rest` (1 or 2) bytes of an input as their 4 padded characters at `out`.
+inline void base64_encode_last(const unsigned char* in, std::size_t rest, char* out) noexcept {
+  const unsigned b0 = in[0], b1 = rest == 2 ? in[1] : 0u;
+  out[0] = kBase64Alphabet[b0 >> 2];
+  out[1] = kBase64Alphabet[((b0 & 3u) << 4) | (b1 >> 4)];
+  out[2] = rest == 2 ? kBase64Alphabet[(b1 & 15u) << 2] : '=';
+  out[3] = '=';
+}
 /// Encode `n` bytes into `out`, which must have room for base64_encoded_size(n) characters plus
 /// one: a NUL is written after them. Returns the number of characters (vector kernel for whole
 /// 48-byte blocks, OpenSSL for the rest).
