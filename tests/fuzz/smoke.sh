@@ -5,12 +5,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 seconds=${1:-20}
-scripts/build fuzz fuzz_deaggregate fuzz_properties fuzz_codecs fuzz_get_records
+scripts/build fuzz fuzz_deaggregate fuzz_properties fuzz_codecs fuzz_get_records fuzz_event_stream
 work="$ROOT/.fuzz"
 mkdir -p "$work"
 status=0
-declare -A max_len=([deaggregate]=65536 [properties]=4096 [codecs]=8192 [get_records]=8192)
-for t in deaggregate properties codecs get_records; do
+declare -A max_len=([deaggregate]=65536 [properties]=4096 [codecs]=8192 [get_records]=8192 [event_stream]=4096)
+for t in deaggregate properties codecs get_records event_stream; do
   mkdir -p "$work/$t"
   echo "fuzz_$t: ${seconds}s"
   if ! build-fuzz/bin/fuzz_"$t" -max_total_time="$seconds" -max_len="${max_len[$t]}" -print_final_stats=1 \
