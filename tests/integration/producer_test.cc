@@ -87,13 +87,19 @@ TEST_F(ProducerIntegration, EverythingPutIsStoredOnceAndReportedOnce) {
   ASSERT_TRUE(p.ok()) << p.status().to_string();
   Outcomes out;
   std::multiset<std::string> want;
-  // One record first: once it is stored the shard map is loaded, so the aggregation check
-  // below does not depend on how fast the server answered ListShards.
-  ASSERT_TRUE(
-      (*p)->put(stream_, "warm-up", "w", [&out](PutResult&& r) { out.add(-1, std::move(r)); })
-          .ok());
-  ASSERT_TRUE((*p)->flush_sync(30s).ok());
-  want.insert("warm-up|w");
+  // Warm-up pairs first (indices -1, -2, ...), until the shard map is loaded, so the
+  // aggregation check below does not depend on how fast the server answered ListShards.
+  int warm_up = 0;
+  ASSERT_TRUE(shardline::testing::warm_up_until_aggregating(**p, [&](int round) {
+    for (int k = 0; k < 2; ++k) {
+      const int index = -1 - warm_up++;
+      const std::string data = "w" + std::to_string(round) + "-" + std::to_string(k);
+      want.insert("warm-up|" + data);
+      ASSERT_TRUE((*p)->put(stream_, "warm-up", data,
+                            [&out, index](PutResult&& r) { out.add(index, std::move(r)); })
+                      .ok());
+    }
+  }));
   const int n = 5000;
   for (int i = 0; i < n; ++i) {
     const std::string pk = "user-" + std::to_string(i % 613);
@@ -104,14 +110,14 @@ TEST_F(ProducerIntegration, EverythingPutIsStoredOnceAndReportedOnce) {
   }
   ASSERT_TRUE((*p)->flush_sync(30s).ok());
   ASSERT_TRUE((*p)->close(5s).ok());
-  ASSERT_EQ(out.by_index.size(), static_cast<std::size_t>(n + 1));
+  ASSERT_EQ(out.by_index.size(), static_cast<std::size_t>(n + warm_up));
   for (const auto& [i, r] : out.by_index) {
     EXPECT_TRUE(r.success) << i << " " << (r.attempts.empty() ? "" : r.attempts.back().error_code);
     EXPECT_EQ(out.calls[i], 1);
     EXPECT_EQ(r.shard_id.rfind("shardId-", 0), 0u);
   }
   const ProducerMetrics m = (*p)->metrics();
-  EXPECT_EQ(m.user_records_put, static_cast<std::uint64_t>(n + 1));
+  EXPECT_EQ(m.user_records_put, static_cast<std::uint64_t>(n + warm_up));
   EXPECT_GT(m.user_records_per_kinesis_record.mean(), 10.0) << "records were aggregated";
   EXPECT_EQ(read_back(true), want);
 }

@@ -17,6 +17,8 @@
 #include "shardline/aws_client.h"
 #include "shardline/credentials.h"
 #include "shardline/kinesis.h"
+#include "shardline/producer.h"
+#include "support/test_util.h"
 
 namespace shardline::testing {
 
@@ -38,6 +40,24 @@ inline AwsClientConfig local_aws_config(const std::string& endpoint, int max_att
   c.retry_cap = 50ms;
   c.max_attempts = max_attempts;
   return c;
+}
+
+/// Before a test that checks aggregation: puts two records under one partition key through
+/// `put_pair(round)` and flushes, round after round, until the producer has aggregated such a
+/// pair, i.e. its shard map has arrived. One stored record does not show that: while the map
+/// is pending a flush sends the waiting records unaggregated, as the KPL does, and a loaded
+/// server can answer ListShards after the first records are stored. False on timeout.
+inline bool warm_up_until_aggregating(
+    Producer& p, const std::function<void(int)>& put_pair,
+    std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  int round = 0;
+  return poll_until(
+      [&] {
+        put_pair(round++);
+        if (!p.flush_sync(std::chrono::seconds(30)).ok()) return false;
+        return p.metrics().user_records_per_kinesis_record.max >= 2;
+      },
+      timeout);
 }
 
 /// Run a shell command; returns its stdout, and its exit status in `*rc` (-1 if signalled).
