@@ -80,7 +80,12 @@ struct AwsClientConfig {
   std::chrono::milliseconds connect_timeout{6000};
   /// Timeout of one HTTP attempt.
   std::chrono::milliseconds request_timeout{10000};
+  /// Open connections per host; 0 = no limit.
   int max_connections = 24;
+  /// Speak HTTP/2: negotiated by ALPN on https:// endpoints (falling back to HTTP/1.1), with
+  /// prior knowledge (h2c) on http:// ones. SubscribeToShard (enhanced fan-out) needs it on
+  /// AWS; everything else works either way.
+  bool http2 = false;
 
   /// Blocking calls retry throttling, 5xx, timeouts and connection failures with capped
   /// exponential backoff and full jitter, up to this many attempts in all.

@@ -151,6 +151,26 @@ struct StreamConsumer {
   std::int64_t creation_timestamp_ms = 0;
 };
 
+/// One SubscribeToShardEvent of an enhanced fan-out subscription.
+struct SubscribeToShardEvent {
+  std::vector<StreamRecord> records;
+  /// Where the next subscription starts (AFTER_SEQUENCE_NUMBER); "" when the shard is closed
+  /// and fully read.
+  std::string continuation_sequence_number;
+  std::int64_t millis_behind_latest = 0;
+  /// Sent by AWS with the shard's last event.
+  std::vector<ChildShard> child_shards;
+};
+
+/// A running SubscribeToShard call.
+class ShardSubscription {
+ public:
+  virtual ~ShardSubscription() = default;
+  /// Ends the subscription soon (within about a second); its `done` gets kCancelled. Any
+  /// thread; idempotent.
+  virtual void cancel() = 0;
+};
+
 class KinesisClient {
  public:
   static Result<std::unique_ptr<KinesisClient>> create(const AwsClientConfig& config);
@@ -211,6 +231,18 @@ class KinesisClient {
                                                   std::string_view consumer_arn = {});
   Status deregister_stream_consumer(std::string_view stream_arn, std::string_view consumer_name,
                                     std::string_view consumer_arn = {});
+
+  /// SubscribeToShard: pushes the shard's records to `on_event`, one call per event, in
+  /// order, on the HTTP event-loop thread (keep it short; do not call back into this client
+  /// from it). `done` runs once, after the last event, on the same thread: OK when the service
+  /// ended the subscription (after 5 minutes, as AWS does), else why it ended: an exception
+  /// sent in the stream or as the response (ResourceInUseException: another subscription on
+  /// this consumer and shard is open; ResourceNotFound...), a transport failure, kDataLoss for
+  /// a corrupt stream, kCancelled after cancel(). One attempt, never retried here: a retry
+  /// must start after the last event seen. On AWS the client needs AwsClientConfig::http2.
+  std::shared_ptr<ShardSubscription> subscribe_to_shard(
+      std::string_view consumer_arn, std::string_view shard_id, const ShardIteratorStart& start,
+      std::function<void(SubscribeToShardEvent&&)> on_event, std::function<void(Status)> done);
 
   /// The endpoint URL requests go to.
   std::string endpoint_url() const;
@@ -275,6 +307,8 @@ class GetRecordsCompactor {
 };
 /// parse_get_records() of a body fed to `compactor` (finished).
 Result<GetRecordsResult> parse_get_records(GetRecordsCompactor& compactor);
+/// The JSON payload of one SubscribeToShardEvent (the records as GetRecords has them).
+Result<SubscribeToShardEvent> parse_subscribe_to_shard_event(std::string_view json);
 Result<PutRecordsResult> parse_put_records(std::string_view json);
 std::string build_put_records(const StreamRef& stream, std::span<const PutRecordsEntry> records);
 }  // namespace detail

@@ -114,6 +114,7 @@ struct Transfer {
     return request.body_filter && status_line_code >= 200 && status_line_code < 300;
   }
   bool too_large = false;
+  bool aborted = false;  // the body filter ended it
   char error[CURL_ERROR_SIZE] = {};
 
   Transfer() = default;
@@ -127,7 +128,8 @@ struct Transfer {
 std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   const std::size_t n = size * count;
-  if (n > t->max_response_bytes - std::min(t->max_response_bytes, t->received)) {
+  const bool unbounded = t->filtered() && t->request.body_filter->unbounded();
+  if (!unbounded && n > t->max_response_bytes - std::min(t->max_response_bytes, t->received)) {
     t->too_large = true;
     return CURL_WRITEFUNC_ERROR;
   }
@@ -142,6 +144,14 @@ std::size_t on_body(char* data, std::size_t size, std::size_t count, void* user)
     t->response.body.append(data, n);
   }
   return n;
+}
+
+// Transfers with a body filter: the filter may end them (BodyFilter::keep_going).
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(user);
+  if (t->request.body_filter->keep_going()) return 0;
+  t->aborted = true;
+  return 1;
 }
 
 std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
@@ -631,6 +641,20 @@ class HttpClient::Impl {
     set(curl_easy_setopt(easy, CURLOPT_WRITEDATA, static_cast<void*>(&t)));
     set(curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header));
     set(curl_easy_setopt(easy, CURLOPT_HEADERDATA, static_cast<void*>(&t)));
+    // A stream's connection is its own: no other request waits behind it (HTTP/1.1), and
+    // after an early end (keep_going) the connection is closed, not handed to the next
+    // request mid-stream (with HTTP/2, kinesis-mock then broke the framing of every later
+    // stream on that connection).
+    const bool stream = r.body_filter && r.body_filter->unbounded();
+    set(curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, stream ? 1L : 0L));
+    set(curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, stream ? 1L : 0L));
+    if (r.body_filter) {
+      set(curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress));
+      set(curl_easy_setopt(easy, CURLOPT_XFERINFODATA, static_cast<void*>(&t)));
+      set(curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L));
+    } else {
+      set(curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 1L));
+    }
 
     if (rc != CURLE_OK) {
       return transport_error_status(transport_error_for_curl_code(rc), t.host,
@@ -665,7 +689,9 @@ class HttpClient::Impl {
     // rejecting options on the next configure (seen: CURLOPT_BUFFERSIZE after a timeout).
     release_easy(easy, /*reusable=*/false);
     Status s;
-    if (t->too_large) {
+    if (t->aborted) {
+      s = transport_error_status(TransportError::kCancelled, t->host, "ended by its reader");
+    } else if (t->too_large) {
       s = transport_error_status(TransportError::kResponseTooLarge, t->host,
                                  "more than " + std::to_string(t->max_response_bytes) + " bytes");
     } else {

@@ -63,6 +63,13 @@ class BodyFilter {
   virtual void feed(std::string_view chunk) = 0;
   /// The body is complete (not called when the transfer fails).
   virtual void end() = 0;
+  /// Polled on the event-loop thread while the transfer runs, about once a second also when
+  /// no bytes arrive: false aborts it, and its callback gets kCancelled. For long-lived
+  /// streams (SubscribeToShard) that their owner ends early.
+  virtual bool keep_going() { return true; }
+  /// True: the body may be longer than HttpClientOptions::max_response_bytes (a stream that
+  /// the filter bounds itself).
+  virtual bool unbounded() const { return false; }
 };
 
 struct HttpRequest {

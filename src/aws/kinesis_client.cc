@@ -5,12 +5,15 @@
 
 #include <simdjson.h>
 
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <future>
 #include <thread>
 
+#include "aws/aws_errors.h"
+#include "aws/event_stream.h"
 #include "aws/json_writer.h"
 #include "aws/service_client.h"
 #include "core/digest.h"
@@ -875,6 +878,118 @@ Status KinesisClient::deregister_stream_consumer(std::string_view stream_arn,
   auto r = service_->call("DeregisterStreamConsumer",
                           consumer_body(stream_arn, consumer_name, consumer_arn));
   return r.ok() ? Status() : std::move(r).status();
+}
+
+// ---- SubscribeToShard ---------------------------------------------------------------------
+
+namespace detail {
+
+Result<SubscribeToShardEvent> parse_subscribe_to_shard_event(std::string_view json) {
+  auto doc = parse_doc(json);
+  if (!doc.ok()) return std::move(doc).status();
+  auto r = get_records_from(*doc, nullptr);
+  if (!r.ok()) return std::move(r).status();
+  SubscribeToShardEvent e;
+  e.records = std::move(r->records);
+  e.millis_behind_latest = r->millis_behind_latest;
+  e.child_shards = std::move(r->child_shards);
+  e.continuation_sequence_number = std::string(str(*doc, "ContinuationSequenceNumber"));
+  return e;
+}
+
+}  // namespace detail
+
+namespace {
+
+// The response body of one SubscribeToShard call, decoded as it arrives. Event-loop thread,
+// except cancel().
+class Subscription final : public detail::BodyFilter, public ShardSubscription {
+ public:
+  explicit Subscription(std::function<void(SubscribeToShardEvent&&)> on_event)
+      : on_event_(std::move(on_event)) {}
+
+  void cancel() override { cancelled_.store(true, std::memory_order_relaxed); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+
+  void begin(std::size_t) override {}
+  void feed(std::string_view chunk) override {
+    if (!error_.ok() || cancelled()) return;
+    Status s = decoder_.feed(chunk, [this](detail::EventStreamMessage&& m) { on_message(m); });
+    if (!s.ok() && error_.ok()) error_ = std::move(s).with_context("SubscribeToShard");
+  }
+  void end() override {
+    if (error_.ok() && decoder_.buffered() != 0) {
+      error_ = Status::data_loss("SubscribeToShard: the stream ended inside an event");
+    }
+  }
+  bool keep_going() override { return error_.ok() && !cancelled(); }
+  bool unbounded() const override { return true; }
+
+  // Why the call ended, given the HTTP layer's verdict.
+  Status outcome(const Result<detail::ServiceResponse>& r) const {
+    if (cancelled()) return Status::cancelled("SubscribeToShard: cancelled");
+    if (!error_.ok()) return error_;
+    if (!r.ok()) return r.status().with_context("SubscribeToShard");
+    return Status();
+  }
+
+ private:
+  void on_message(const detail::EventStreamMessage& m) {
+    if (!error_.ok() || cancelled()) return;
+    const std::string_view type = m.header(":message-type");
+    if (type == "exception") {
+      // An AWS error inside the 200: the same classification as an error response.
+      error_ = detail::aws_error_status(400, m.payload, m.header(":exception-type"), "")
+                   .with_context("SubscribeToShard");
+      return;
+    }
+    if (type == "error") {
+      error_ = Status::unavailable("SubscribeToShard: stream error " +
+                                   std::string(m.header(":error-code")) + ": " +
+                                   std::string(m.header(":error-message")));
+      return;
+    }
+    // "initial-response" (AWS sends one first; kinesis-mock does not) and unknown events
+    // carry no records.
+    if (type != "event" || m.header(":event-type") != "SubscribeToShardEvent") return;
+    auto e = detail::parse_subscribe_to_shard_event(m.payload);
+    if (!e.ok()) {
+      error_ = std::move(e).status().with_context("SubscribeToShard event");
+      return;
+    }
+    on_event_(std::move(*e));
+  }
+
+  std::function<void(SubscribeToShardEvent&&)> on_event_;
+  detail::EventStreamDecoder decoder_;
+  Status error_;
+  std::atomic<bool> cancelled_{false};
+};
+
+// AWS ends a subscription after 5 minutes; the request's own limit is a little longer.
+constexpr std::chrono::milliseconds kSubscriptionTimeout{330000};
+
+}  // namespace
+
+std::shared_ptr<ShardSubscription> KinesisClient::subscribe_to_shard(
+    std::string_view consumer_arn, std::string_view shard_id, const ShardIteratorStart& start,
+    std::function<void(SubscribeToShardEvent&&)> on_event, std::function<void(Status)> done) {
+  JsonWriter w;
+  w.begin_object().key("ConsumerARN").string(consumer_arn).key("ShardId").string(shard_id);
+  w.key("StartingPosition").begin_object().key("Type").string(iterator_type_name(start.type));
+  if (start.type == ShardIteratorType::kAtSequenceNumber ||
+      start.type == ShardIteratorType::kAfterSequenceNumber) {
+    w.key("SequenceNumber").string(start.sequence_number);
+  } else if (start.type == ShardIteratorType::kAtTimestamp) {
+    w.key("Timestamp").raw(epoch_seconds(start.timestamp_ms));
+  }
+  w.end_object().end_object();
+  auto sub = std::make_shared<Subscription>(std::move(on_event));
+  service_->call_async(
+      "SubscribeToShard", std::move(w).take(),
+      [sub, done = std::move(done)](Result<detail::ServiceResponse> r) { done(sub->outcome(r)); },
+      kSubscriptionTimeout, sub);
+  return sub;
 }
 
 }  // namespace shardline

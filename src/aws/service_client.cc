@@ -25,8 +25,10 @@ void default_log(LogLevel level, std::string_view message) {
 
 HttpClientOptions http_options_from(const AwsClientConfig& config) {
   HttpClientOptions o;
-  o.max_connections_per_host = config.max_connections;
-  o.max_connections_total = std::max(config.max_connections * 2, 16);
+  // 0 or less: no limit (one connection per enhanced fan-out subscription).
+  o.max_connections_per_host = std::max(config.max_connections, 0);
+  o.max_connections_total =
+      config.max_connections <= 0 ? 0 : std::max(config.max_connections * 2, 16);
   o.connect_timeout = config.connect_timeout;
   o.request_timeout = config.request_timeout;
   o.ca_file = config.ca_file;
@@ -70,7 +72,12 @@ Result<std::shared_ptr<ServiceClient>> ServiceClient::create(const AwsClientConf
     creds = make_default_credentials_provider(co);
   }
   if (!http) {
-    auto h = HttpClient::create(http_options_from(config));
+    HttpClientOptions o = http_options_from(config);
+    if (config.http2) {
+      o.http_version =
+          endpoint->scheme == "https" ? HttpVersion::kHttp2Tls : HttpVersion::kHttp2PriorKnowledge;
+    }
+    auto h = HttpClient::create(std::move(o));
     if (!h.ok()) return std::move(h).status();
     http = std::shared_ptr<HttpClient>(std::move(*h));
   }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "aws/event_stream.h"
 #include "aws/service_client.h"
 #include "core/digest.h"
 #include "shardline/dynamodb.h"
@@ -487,6 +488,154 @@ TEST_F(KinesisWire, ListShardsFollowsNextToken) {
   EXPECT_FALSE((*r)[1].is_open());
   EXPECT_EQ((*r)[1].parent_shard_id, "shardId-000000000000");
   EXPECT_EQ((*r)[1].hash_key_range.start, HashKey(0, 11));
+}
+
+// ---- SubscribeToShard over a scripted event stream ----------------------------------------
+
+std::string event_frame(const std::string& json) {
+  return detail::encode_event_stream_message({{":message-type", "event"},
+                                              {":event-type", "SubscribeToShardEvent"},
+                                              {":content-type", "application/json"}},
+                                             json);
+}
+std::string event_json(const std::string& data_b64, const std::string& seq,
+                       const std::string& continuation) {
+  return R"({"Records":[{"Data":")" + data_b64 + R"(","PartitionKey":"pk","SequenceNumber":")" +
+         seq + R"(","ApproximateArrivalTimestamp":1700000000.5}],"ContinuationSequenceNumber":)" +
+         (continuation.empty() ? std::string("null") : "\"" + continuation + "\"") +
+         R"(,"MillisBehindLatest":42})";
+}
+
+struct SubscriptionRun {
+  std::mutex mu;
+  std::vector<SubscribeToShardEvent> events;
+  std::promise<Status> done;
+};
+
+class KinesisSubscribe : public KinesisWire {
+ protected:
+  // Subscribes and waits for the end; the events seen are in `run`.
+  Status subscribe(SubscriptionRun& run, const ShardIteratorStart& start = {}) {
+    auto f = run.done.get_future();
+    auto sub = k_->subscribe_to_shard(
+        "arn:consumer", "shardId-000000000001", start,
+        [&run](SubscribeToShardEvent&& e) {
+          std::lock_guard lk(run.mu);
+          run.events.push_back(std::move(e));
+        },
+        [&run](Status s) { run.done.set_value(std::move(s)); });
+    EXPECT_EQ(f.wait_for(20s), std::future_status::ready);
+    return f.get();
+  }
+  static LoopbackResponse stream(std::string body) {
+    LoopbackResponse r;
+    r.headers = {{"Content-Type", "application/vnd.amazon.eventstream"}};
+    r.body = std::move(body);
+    r.chunk_bytes = 7;  // split inside the frames
+    return r;
+  }
+};
+
+TEST_F(KinesisSubscribe, EventsInOrderAfterTheInitialResponseThenAnOrderlyEnd) {
+  handler_ = [](const LoopbackRequest&) {
+    return stream(detail::encode_event_stream_message(
+                      {{":message-type", "event"}, {":event-type", "initial-response"}}, "{}") +
+                  event_frame(event_json("b25l", "100", "100")) +
+                  event_frame(event_json("dHdv", "101", "")));
+  };
+  SubscriptionRun run;
+  const Status s = subscribe(run, {ShardIteratorType::kAfterSequenceNumber, "99", 0});
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  ASSERT_EQ(run.events.size(), 2u);
+  EXPECT_EQ(run.events[0].records.at(0).data, "one");
+  EXPECT_EQ(run.events[0].records.at(0).sequence_number, "100");
+  EXPECT_EQ(run.events[0].records.at(0).approximate_arrival_timestamp_ms, 1700000000500);
+  EXPECT_EQ(run.events[0].continuation_sequence_number, "100");
+  EXPECT_EQ(run.events[0].millis_behind_latest, 42);
+  EXPECT_EQ(run.events[1].records.at(0).data, "two");
+  EXPECT_EQ(run.events[1].continuation_sequence_number, "") << "null: the shard's end";
+  // The request: signed, the operation, the consumer, shard and starting position.
+  std::lock_guard lk(mu_);
+  ASSERT_EQ(requests_.size(), 1u);
+  EXPECT_EQ(requests_[0].header("x-amz-target"), "Kinesis_20131202.SubscribeToShard");
+  EXPECT_NE(requests_[0].header("authorization").find("AKIDWIRE"), std::string_view::npos);
+  const auto body = nlohmann::json::parse(requests_[0].body);
+  EXPECT_EQ(body["ConsumerARN"], "arn:consumer");
+  EXPECT_EQ(body["ShardId"], "shardId-000000000001");
+  EXPECT_EQ(body["StartingPosition"]["Type"], "AFTER_SEQUENCE_NUMBER");
+  EXPECT_EQ(body["StartingPosition"]["SequenceNumber"], "99");
+}
+
+TEST_F(KinesisSubscribe, AnExceptionInTheStreamEndsItWithTheAwsError) {
+  handler_ = [](const LoopbackRequest&) {
+    return stream(
+        event_frame(event_json("b25l", "100", "100")) +
+        detail::encode_event_stream_message({{":message-type", "exception"},
+                                             {":exception-type", "ResourceInUseException"},
+                                             {":content-type", "application/json"}},
+                                            R"({"message":"Another active subscription exists"})") +
+        event_frame(event_json("dHdv", "101", "101")));
+  };
+  SubscriptionRun run;
+  const Status s = subscribe(run);
+  EXPECT_EQ(s.aws_error_code(), "ResourceInUseException") << s.to_string();
+  EXPECT_NE(s.message().find("Another active subscription"), std::string::npos);
+  EXPECT_EQ(run.events.size(), 1u) << "nothing after the exception";
+}
+
+TEST_F(KinesisSubscribe, AnErrorResponseIsMappedAsAnyOther) {
+  handler_ = [](const LoopbackRequest&) {
+    return LoopbackResponse::text(
+        400, R"({"__type":"ResourceNotFoundException","message":"no such shard"})");
+  };
+  SubscriptionRun run;
+  const Status s = subscribe(run);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.to_string();
+  EXPECT_TRUE(run.events.empty());
+}
+
+TEST_F(KinesisSubscribe, CorruptCutOrMalformedStreamsEndWithAnError) {
+  std::string corrupt = event_frame(event_json("b25l", "100", "100"));
+  corrupt[corrupt.size() - 2] ^= 1;
+  const std::string whole = event_frame(event_json("b25l", "100", "100"));
+  const std::string first = event_frame(event_json("b25l", "1", "1"));
+  const struct {
+    std::string body;
+    StatusCode code;
+    std::string says;
+  } cases[] = {
+      {first + corrupt, StatusCode::kDataLoss, "message CRC mismatch"},
+      {first + whole.substr(0, whole.size() - 3), StatusCode::kDataLoss, "ended inside an event"},
+      {first + event_frame(event_json("!!!", "1", "1")), StatusCode::kInternal, "not base64"},
+      {first + event_frame("not json"), StatusCode::kInternal, "not JSON"},
+  };
+  for (const auto& c : cases) {
+    handler_ = [&c](const LoopbackRequest&) { return stream(c.body); };
+    SubscriptionRun run;
+    const Status s = subscribe(run);
+    EXPECT_EQ(s.code(), c.code) << s.to_string();
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s.to_string();
+    EXPECT_EQ(run.events.size(), 1u) << "the good event before the fault, nothing after";
+  }
+}
+
+TEST_F(KinesisSubscribe, CancelEndsASilentStream) {
+  handler_ = [](const LoopbackRequest&) {
+    LoopbackResponse r;
+    r.fault = testing::LoopbackFault::kBlackHole;
+    return r;
+  };
+  SubscriptionRun run;
+  auto f = run.done.get_future();
+  auto sub = k_->subscribe_to_shard(
+      "arn:consumer", "shardId-000000000001", {}, [](SubscribeToShardEvent&&) {},
+      [&run](Status s) { run.done.set_value(std::move(s)); });
+  ASSERT_TRUE(server_->wait_for_requests(1, 10s));
+  EXPECT_EQ(f.wait_for(50ms), std::future_status::timeout) << "still open";
+  sub->cancel();
+  sub->cancel();  // idempotent
+  ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(f.get().code(), StatusCode::kCancelled);
 }
 
 }  // namespace
