@@ -1,5 +1,8 @@
 #include "consumer/fanout.h"
 
+#include "aws/service_client.h"
+
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -318,8 +321,9 @@ void FanOutKinesisApi::on_end(const std::string& shard_id, std::uint64_t generat
     ShardState& st = it->second;
     st.sub.reset();
     const bool full = st.cancelled_when_full && s.code() == StatusCode::kCancelled;
+    // The reader logs the failures it is given, with its worker and stream.
     if (!s.ok() && !full) {
-      log(LogLevel::kWarning,
+      log(LogLevel::kDebug,
           "shard " + shard_id + ": enhanced fan-out subscription ended: " + s.to_string());
     }
     st.ended = std::move(s);
@@ -354,6 +358,72 @@ void FanOutKinesisApi::timer_loop() {
     for (auto& c : run) c.done(std::move(c.result));
     lk.lock();
   }
+}
+
+Result<std::string> find_or_register_consumer(KinesisClient& client,
+                                              const ConsumerRegistration& reg,
+                                              const CancelToken* cancel) {
+  CancelScope scope(cancel);  // the blocking calls below end when the worker shuts down
+  auto wait = [&]() -> bool {
+    if (cancel != nullptr) return cancel->sleep_for(reg.backoff);
+    std::this_thread::sleep_for(reg.backoff);
+    return true;
+  };
+  auto say = [&](LogLevel level, const std::string& m) {
+    if (reg.log) reg.log(level, m);
+  };
+  const std::string what = "consumer '" + reg.consumer_name + "' of stream " + reg.stream.display();
+  // The stream's ARN.
+  std::string stream_arn = reg.stream.arn;
+  Status last;
+  for (int i = 0; stream_arn.empty() && i < std::max(1, reg.describe_stream_attempts); ++i) {
+    if (i > 0 && !wait()) return Status::cancelled("enhanced fan-out: cancelled");
+    auto sum = client.describe_stream_summary(reg.stream);
+    if (sum.ok()) {
+      stream_arn = sum->arn;
+    } else {
+      last = sum.status();
+      if (last.code() == StatusCode::kNotFound || last.code() == StatusCode::kCancelled) break;
+    }
+  }
+  if (stream_arn.empty()) {
+    return last.ok() ? Status::not_found("enhanced fan-out: no ARN for " + reg.stream.display())
+                     : std::move(last).with_context("enhanced fan-out: DescribeStreamSummary");
+  }
+  // Registered already? Else register; then wait for ACTIVE.
+  bool registered = false;
+  int register_tries = 0;
+  for (int i = 0; i < std::max(1, reg.describe_consumer_attempts) + register_tries; ++i) {
+    if (i > 0 && !wait()) return Status::cancelled("enhanced fan-out: cancelled");
+    auto d = client.describe_stream_consumer(stream_arn, reg.consumer_name);
+    if (d.ok()) {
+      if (d->status == "ACTIVE") {
+        say(LogLevel::kInfo, "enhanced fan-out: " + what + " is ACTIVE: " + d->arn);
+        return d->arn;
+      }
+      last = Status::unavailable(what + " is " + d->status);
+      continue;
+    }
+    last = d.status();
+    if (last.code() == StatusCode::kCancelled) break;
+    if (last.code() != StatusCode::kNotFound || registered) continue;
+    // Not there: register it (another worker may be doing the same: ResourceInUse is fine).
+    for (; register_tries < std::max(1, reg.register_attempts); ++register_tries) {
+      if (register_tries > 0 && !wait()) return Status::cancelled("enhanced fan-out: cancelled");
+      auto r = client.register_stream_consumer(stream_arn, reg.consumer_name);
+      if (r.ok() || r.status().aws_error_code() == "ResourceInUseException") {
+        say(LogLevel::kInfo, "enhanced fan-out: registered " + what);
+        registered = true;
+        break;
+      }
+      last = r.status();
+      if (last.code() == StatusCode::kCancelled || last.retry() == RetryClass::kNone) {
+        return std::move(last).with_context("enhanced fan-out: RegisterStreamConsumer");
+      }
+    }
+    if (!registered) break;
+  }
+  return std::move(last).with_context("enhanced fan-out: " + what + " not ACTIVE");
 }
 
 }  // namespace shardline::detail

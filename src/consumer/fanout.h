@@ -37,6 +37,24 @@
 
 namespace shardline::detail {
 
+/// How the worker finds its stream consumer (the KCL's FanOutConfig): the stream's ARN
+/// (DescribeStreamSummary unless the stream is given by ARN), then DescribeStreamConsumer;
+/// RegisterStreamConsumer when it does not exist; then DescribeStreamConsumer until ACTIVE.
+struct ConsumerRegistration {
+  StreamRef stream{std::string()};
+  std::string consumer_name;
+  int describe_stream_attempts = 10;
+  int describe_consumer_attempts = 10;
+  int register_attempts = 10;
+  std::chrono::milliseconds backoff{1000};
+  LogSink log;
+};
+
+/// The ACTIVE consumer's ARN, or why there is none. Blocking; `cancel` ends the waits.
+Result<std::string> find_or_register_consumer(KinesisClient& client,
+                                              const ConsumerRegistration& reg,
+                                              const CancelToken* cancel);
+
 struct FanOutOptions {
   /// The registered consumer's ARN, found (or registered) by `resolve_consumer` on first use
   /// when empty. Called on a pool thread (blocking allowed), with the worker's cancel token.

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "aws/service_client.h"
+#include "consumer/fanout.h"
 #include "consumer/lease_coordinator.h"
 #include "consumer/shard_consumer.h"
 #include "consumer/shard_sync.h"
@@ -159,10 +160,6 @@ class Worker::Impl {
       return Status::invalid_argument("applicationName is required");
     }
     if (stream_.empty()) return Status::invalid_argument("streamName or streamArn is required");
-    if (c.retrieval_mode == "FANOUT") {
-      return Status(StatusCode::kUnimplemented,
-                    "retrievalMode=FANOUT: enhanced fan-out is not implemented yet; use POLLING");
-    }
     if (initial_.sentinel == kCheckpointAtTimestamp && ctx_.initial_timestamp_ms <= 0) {
       return Status::invalid_argument(
           "initialPositionInStream=AT_TIMESTAMP needs initialTimestampMillis or "
@@ -173,14 +170,53 @@ class Worker::Impl {
     if (!c.verify_certificate) aws.verify_tls = false;
     aws.request_timeout = std::chrono::milliseconds(c.request_timeout_millis);
     if (!aws.log) aws.log = log_;
+    const bool fanout = c.retrieval_mode == "FANOUT";
     if (!options_.kinesis) {
       AwsClientConfig k = aws;
       if (!c.kinesis_endpoint.empty()) k.endpoint_url = c.kinesis_endpoint;
       auto client = KinesisClient::create(k);
       if (!client.ok()) return client.status();
-      options_.kinesis = make_consumer_kinesis_api(
-          std::shared_ptr<KinesisClient>(std::move(*client)), StreamRef(stream_));
+      std::shared_ptr<KinesisClient> shared(std::move(*client));
+      options_.kinesis = make_consumer_kinesis_api(shared, StreamRef(stream_));
+      if (fanout) {
+        // Subscriptions get their own client: HTTP/2 (AWS requires it for SubscribeToShard;
+        // ALPN falls back to HTTP/1.1 on a server without it) and a connection per
+        // subscription, with no cap. A plain http:// endpoint is a local server: HTTP/1.1
+        // (kinesis-mock holds an HTTP/2 subscription for its full 5 minutes after the client
+        // has gone, so a restarted worker could not subscribe again).
+        AwsClientConfig f = k;
+        f.http2 = k.endpoint_url.rfind("http://", 0) != 0;
+        f.max_connections = 0;
+        auto streaming = KinesisClient::create(f);
+        if (!streaming.ok()) return streaming.status();
+        std::shared_ptr<KinesisClient> sub_client(std::move(*streaming));
+        detail::FanOutOptions fo;
+        fo.consumer_arn = c.consumer_arn;
+        detail::ConsumerRegistration reg;
+        reg.stream = StreamRef(stream_);
+        reg.consumer_name = c.consumer_name.empty() ? c.application_name : c.consumer_name;
+        reg.describe_stream_attempts = static_cast<int>(c.max_describe_stream_summary_retries);
+        reg.describe_consumer_attempts = static_cast<int>(c.max_describe_stream_consumer_retries);
+        reg.register_attempts = static_cast<int>(c.register_stream_consumer_retries);
+        reg.backoff = std::chrono::milliseconds(c.retry_backoff_millis);
+        reg.log = log_;
+        fo.resolve_consumer = [shared, reg](const CancelToken* cancel) {
+          return detail::find_or_register_consumer(*shared, reg, cancel);
+        };
+        fo.subscribe = [sub_client](const std::string& arn, const std::string& shard,
+                                    const ShardIteratorStart& start,
+                                    std::function<void(SubscribeToShardEvent &&)> on_event,
+                                    std::function<void(Status)> done) {
+          return sub_client->subscribe_to_shard(arn, shard, start, std::move(on_event),
+                                                std::move(done));
+        };
+        fo.log = log_;
+        options_.kinesis =
+            std::make_shared<detail::FanOutKinesisApi>(options_.kinesis, std::move(fo));
+      }
     }
+    // With enhanced fan-out a read waits for the service's next push instead of polling.
+    if (fanout) ctx_.idle_between_reads = std::chrono::milliseconds(0);
     if (!options_.lease_store) {
       AwsClientConfig d = aws;
       d.endpoint_url = c.dynamodb_endpoint;

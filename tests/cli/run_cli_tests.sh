@@ -270,7 +270,7 @@ CWD="$TMP/consume-cwd"
 mkdir -p "$CWD"
 printf 'maxRecords = 20000\n' > "$TMP/consume-range.properties"
 printf 'streamName = s\napplicationName = a\ninitialPositionInStream = NOW\n' > "$TMP/consume-enum.properties"
-printf 'retrievalMode = FANOUT\n' > "$TMP/consume-fanout.properties"
+printf 'retrievalMode = PUSH\n' > "$TMP/consume-fanout.properties"
 # "ARGUMENTS => text the one stderr line must contain"
 consume_cases=(
   "consume --application a => --stream is required"
@@ -284,7 +284,7 @@ consume_cases=(
   "consume --config $TMP/consume-enum.properties => consume-enum.properties:3: initialPositionInStream must be one of TRIM_HORIZON|LATEST|AT_TIMESTAMP, got 'NOW'"
   "consume --stream s --application a --until-idle -1 => --until-idle"
   "consume --stream s --application a --lease-table dynamo:x => unknown scheme 'dynamo:'"
-  "consume --stream s --application a --region us-east-1 --config $TMP/consume-fanout.properties => retrievalMode=FANOUT"
+  "consume --stream s --application a --region us-east-1 --config $TMP/consume-fanout.properties => consume-fanout.properties:1: retrievalMode must be one of POLLING|FANOUT|DEFAULT, got 'PUSH'"
   "consume --stream s --application a --region us-east-1 --initial-position AT_TIMESTAMP:0 => AT_TIMESTAMP"
 )
 for c in "${consume_cases[@]}"; do
@@ -324,7 +324,7 @@ printf 'streamName = s\napplicationName = a\n' > "$ML/no-exec.properties"
 printf 'executableName = python3 app.py\nstreamName = s\n' > "$ML/no-app.properties"
 printf 'executableName = python3 app.py\napplicationName = a\n' > "$ML/no-stream.properties"
 range_props=$(ml_props range 'timeoutInSeconds = -1')
-fanout_props=$(ml_props fanout 'retrievalMode = FANOUT')
+fanout_props=$(ml_props fanout 'retrievalMode = PUSH')
 missing_props=$(ml_props missing 'executableName = no-such-program-anywhere --x')
 sts_props=$(ml_props sts 'AwsCredentialsProvider = KclStsAssumeRoleCredentialsProvider')
 # "ARGUMENTS => text the one stderr line must contain"
@@ -336,7 +336,7 @@ multilang_cases=(
   "multilang --properties $ML/no-app.properties => applicationName is required"
   "multilang --properties-file $ML/no-stream.properties => streamName or streamArn is required"
   "multilang $range_props => range.properties:5: timeoutInSeconds must be in [0, 86400] s, got '-1'"
-  "multilang $fanout_props => retrievalMode=FANOUT"
+  "multilang $fanout_props => fanout.properties:5: retrievalMode must be one of POLLING|FANOUT|DEFAULT, got 'PUSH'"
   "multilang $missing_props => 'no-such-program-anywhere' was not found in PATH"
   "multilang $sts_props => the role ARN is missing"
   "multilang $ok_props --lease-table dynamo:x => unknown scheme 'dynamo:'"

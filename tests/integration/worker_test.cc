@@ -84,9 +84,8 @@ class RecordingProcessor : public RecordProcessor {
 class WorkerIntegration : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    endpoint_ = testing::env_or_empty("SHARDLINE_KINESIS_ENDPOINT");
-    if (endpoint_.empty())
-      GTEST_SKIP() << "SHARDLINE_KINESIS_ENDPOINT unset: scripts/servers start";
+    endpoint_ = testing::env_or_empty(kinesis_env());
+    if (endpoint_.empty()) GTEST_SKIP() << kinesis_env() << " unset: scripts/servers start";
     if (GetParam() == "dynamodb") {
       ddb_ = testing::env_or_empty("SHARDLINE_DYNAMODB_ENDPOINT");
       if (ddb_.empty()) GTEST_SKIP() << "SHARDLINE_DYNAMODB_ENDPOINT unset";
@@ -100,8 +99,9 @@ class WorkerIntegration : public ::testing::TestWithParam<std::string> {
     dir_ = std::filesystem::temp_directory_path() / ("shardline-wi-" + std::to_string(n));
     std::filesystem::create_directories(dir_);
   }
+  virtual const char* kinesis_env() const { return "SHARDLINE_KINESIS_ENDPOINT"; }
   void TearDown() override {
-    if (k_) (void)k_->delete_stream(stream_);
+    if (k_) (void)k_->delete_stream(stream_, true);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -159,6 +159,48 @@ class WorkerIntegration : public ::testing::TestWithParam<std::string> {
   std::filesystem::path dir_;
   std::unique_ptr<KinesisClient> k_;
 };
+
+// Enhanced fan-out (retrievalMode=FANOUT) against kinesis-local (kinesis-mock): the consumer
+// is registered, every record is pushed and delivered once, and a second life of the
+// application resumes from the checkpoints with new subscriptions.
+class WorkerFanOutIntegration : public WorkerIntegration {
+ protected:
+  const char* kinesis_env() const override { return "SHARDLINE_KINESIS_LOCAL_ENDPOINT"; }
+};
+
+TEST_P(WorkerFanOutIntegration, DeliversEveryRecordAndResumesFromCheckpoints) {
+  create_stream(2);
+  auto first = put(200, "a-");
+  auto fanout = [](ConsumerConfig& c) { c.retrieval_mode = "FANOUT"; };
+  Seen seen;
+  {
+    auto w = make_worker(seen, "w1", fanout);
+    ASSERT_TRUE(w);
+    ASSERT_TRUE(w->start().ok());
+    ASSERT_TRUE(poll_until([&] { return seen.size() >= first.size(); }, 60s)) << seen.size();
+    w->shutdown();
+    ASSERT_TRUE(w->wait(30s));
+  }
+  EXPECT_EQ(seen.data, std::multiset<std::string>(first.begin(), first.end()));
+  EXPECT_EQ(seen.shutdown_requested.load(), 2);
+  // The consumer the worker registered: the application's name, ACTIVE.
+  auto sum = k_->describe_stream_summary(stream_);
+  ASSERT_TRUE(sum.ok());
+  auto consumer = k_->describe_stream_consumer(sum->arn, app_);
+  ASSERT_TRUE(consumer.ok()) << consumer.status().to_string();
+  EXPECT_EQ(consumer->status, "ACTIVE");
+
+  auto second = put(50, "b-");
+  Seen again;
+  auto w = make_worker(again, "w2", fanout);
+  ASSERT_TRUE(w->start().ok());
+  ASSERT_TRUE(poll_until([&] { return again.size() >= second.size(); }, 90s)) << again.size();
+  w->shutdown();
+  ASSERT_TRUE(w->wait(30s));
+  EXPECT_EQ(again.data, std::multiset<std::string>(second.begin(), second.end()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Store, WorkerFanOutIntegration, ::testing::Values("sqlite"));
 
 TEST_P(WorkerIntegration, DeliversEveryRecordAndResumesFromCheckpoints) {
   create_stream(3);

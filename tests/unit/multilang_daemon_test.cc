@@ -180,9 +180,6 @@ TEST_F(MultiLangDaemonTest, RefusesWhatCannotRun) {
   EXPECT_NE(MultiLangDaemon::create(o).status().message().find("streamName"),
             std::string_view::npos);
   o = options();
-  o.consumer.retrieval_mode = "FANOUT";
-  EXPECT_EQ(MultiLangDaemon::create(o).status().code(), StatusCode::kUnimplemented);
-  o = options();
   o.multilang.timeout_in_seconds = -3;
   EXPECT_NE(MultiLangDaemon::create(o).status().message().find("timeoutInSeconds"),
             std::string_view::npos);

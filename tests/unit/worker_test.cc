@@ -165,8 +165,9 @@ TEST_F(WorkerTest, InvalidSettingsNameTheKey) {
   EXPECT_NE(Worker::create(o, factory()).status().message().find("streamName"),
             std::string_view::npos);
   o = options();
-  o.config.retrieval_mode = "FANOUT";
-  EXPECT_EQ(Worker::create(o, factory()).status().code(), StatusCode::kUnimplemented);
+  o.config.retrieval_mode = "SUBSCRIBE";
+  EXPECT_NE(Worker::create(o, factory()).status().message().find("retrievalMode"),
+            std::string_view::npos);
   o = options();
   o.config.initial_position_in_stream = "AT_TIMESTAMP";
   EXPECT_NE(Worker::create(o, factory()).status().message().find("initialTimestampMillis"),
