@@ -436,5 +436,63 @@ TEST_F(MultiLangIntegration, MissingStreamExitsThree) {
   EXPECT_NE(err.find("\"started\":0"), std::string::npos) << err;
 }
 
+// retrievalMode = FANOUT in an unchanged KCL properties file: the daemon registers the
+// consumer on kinesis-local (kinesis-mock), the child gets every record pushed by
+// SubscribeToShard and checkpoints, and the lease ends at the last record.
+TEST_F(MultiLangIntegration, FanOutPushesEveryRecordToThePythonChild) {
+  const std::string local = testing::env_or_empty("SHARDLINE_KINESIS_LOCAL_ENDPOINT");
+  if (local.empty()) GTEST_SKIP() << "SHARDLINE_KINESIS_LOCAL_ENDPOINT unset";
+  auto k = KinesisClient::create(testing::local_aws_config(local));
+  ASSERT_TRUE(k.ok());
+  const std::string stream = "ml-efo-" + std::to_string(std::random_device{}() % 1000000000);
+  ASSERT_TRUE((*k)->create_stream(stream, 1).ok());
+  ASSERT_TRUE((*k)->wait_for_stream_active(stream, 30s).ok());
+  std::set<std::string> want;
+  std::vector<std::string> keys, data;
+  for (int i = 0; i < 100; ++i) {
+    keys.push_back("k" + std::to_string(i));
+    data.push_back("efo-" + std::to_string(i));
+    want.insert(data.back());
+  }
+  std::vector<PutRecordsEntry> batch;
+  for (int i = 0; i < 100; ++i) batch.push_back({keys[i], data[i], {}});
+  auto put = (*k)->put_records(stream, batch);
+  ASSERT_TRUE(put.ok() && put->failed_record_count == 0);
+  const std::string props = write_properties(
+      "efo.properties", "executableName = python3 " + std::string(SHARDLINE_SOURCE_DIR) +
+                            "/tests/multilang/python_processor.py --out " + path("efo.out") +
+                            "\n"
+                            "streamName = " +
+                            stream +
+                            "\n"
+                            "applicationName = efo-app\n"
+                            "leaseStore = sqlite:" +
+                            path("efo.db") +
+                            "\n"
+                            "initialPositionInStream = TRIM_HORIZON\n"
+                            "regionName = us-east-1\n"
+                            "retrievalMode = FANOUT\n"
+                            "kinesisEndpoint = " +
+                            local + "\n");
+  Daemon d({"multilang", "-p", props}, path("d.out"), path("d.err"));
+  ASSERT_TRUE(wait_for(path("efo.out"), want)) << testing::read_file(path("d.err"));
+  std::string err;
+  ASSERT_EQ(d.terminate(err), 0) << err;
+  const ChildOutput o = read_output(path("efo.out"));
+  EXPECT_EQ(o.data, std::multiset<std::string>(want.begin(), want.end()));
+  EXPECT_EQ(count_events(o, "shutdownRequested"), 1);
+  auto store = make_sqlite_lease_store(path("efo.db"), "efo-app");
+  ASSERT_TRUE(store.ok());
+  auto leases = (*store)->list_leases();
+  ASSERT_TRUE(leases.ok() && leases->size() == 1);
+  EXPECT_EQ(leases->front().checkpoint, put->records.back().sequence_number);
+  EXPECT_EQ(leases->front().lease_owner, "");
+  auto sum = (*k)->describe_stream_summary(stream);
+  ASSERT_TRUE(sum.ok());
+  auto consumer = (*k)->describe_stream_consumer(sum->arn, "efo-app");
+  EXPECT_TRUE(consumer.ok()) << "the consumer is named after the application";
+  (void)(*k)->delete_stream(stream, true);
+}
+
 }  // namespace
 }  // namespace shardline
