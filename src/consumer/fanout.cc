@@ -326,6 +326,17 @@ void FanOutKinesisApi::on_end(const std::string& shard_id, std::uint64_t generat
       log(LogLevel::kDebug,
           "shard " + shard_id + ": enhanced fan-out subscription ended: " + s.to_string());
     }
+    if (s.code() == StatusCode::kNotFound) {
+      // The consumer or the shard is gone. Not the shard's end: a deregistered consumer would
+      // otherwise end every open shard for good. The reader drops its position and asks for
+      // a new one, which finds (or registers) the consumer again; a shard that is really gone
+      // keeps failing, visibly.
+      log(LogLevel::kWarning,
+          "shard " + shard_id + ": " + s.to_string() + "; finding the consumer again");
+      if (options_.consumer_arn.empty() && options_.resolve_consumer) consumer_arn_.clear();
+      s = Status::invalid_argument(std::string(s.message()) +
+                                   " (the stream consumer or the shard is gone)");
+    }
     st.ended = std::move(s);
     c = serve_locked(shard_id, st);
     if (!c && st.waiting && st.buffered.empty()) {

@@ -15,7 +15,10 @@
 //     off) and the next read subscribes again;
 //   - a read that waits `max_wait` without an event returns an empty result at the same
 //     position, so a reader is never held for long (shutdown, empty-batch processing);
-//   - an event without a continuation is the shard's end (next iterator absent, child shards).
+//   - an event without a continuation is the shard's end (next iterator absent, child shards);
+//   - ResourceNotFound (the consumer was deregistered, or the shard is gone) is not taken for
+//     the shard's end: the read fails with kInvalidArgument, so the reader asks for a new
+//     position, and the consumer is found (or registered) again.
 // Thread safety: all methods from any thread. Events arrive on the HTTP thread; reads are
 // completed there, on the caller's thread, or on the internal timer thread.
 #pragma once

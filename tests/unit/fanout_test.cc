@@ -299,5 +299,18 @@ TEST_F(FanOut, ClosingCancelsSubscriptionsAndWaitingReads) {
   s.done(Status());
 }
 
+TEST_F(FanOut, ResourceNotFoundIsNotTheShardsEndAndFindsTheConsumerAgain) {
+  make();
+  const std::string it = iterator();
+  EXPECT_EQ(resolves_.load(), 1);
+  auto r = read(it);
+  sub(0).done(Status(StatusCode::kNotFound, "consumer not found"));
+  ASSERT_TRUE(ready(r));
+  EXPECT_EQ(r.get().status().code(), StatusCode::kInvalidArgument) << r.get().status().to_string();
+  // The reader asks for a new position: the consumer is resolved again.
+  iterator();
+  EXPECT_EQ(resolves_.load(), 2);
+}
+
 }  // namespace
 }  // namespace shardline::detail
