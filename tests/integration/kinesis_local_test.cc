@@ -12,12 +12,16 @@
 #include <thread>
 
 #include "shardline/kinesis.h"
+#include "support/local_aws.h"
 #include "support/test_util.h"
 
 namespace shardline {
 namespace {
 
 using namespace std::chrono_literals;
+
+// How a subscribing client talks to kinesis-local.
+enum class Wire { kHttp1, kH2c, kH2Tls };
 
 class KinesisLocal : public ::testing::Test {
  protected:
@@ -41,12 +45,17 @@ class KinesisLocal : public ::testing::Test {
     ASSERT_TRUE(sum.ok());
     arn_ = sum->arn;
   }
-  AwsClientConfig config(bool http2) const {
+  AwsClientConfig config(Wire wire) const {
     AwsClientConfig c;
     c.endpoint_url = std::getenv("SHARDLINE_KINESIS_LOCAL_ENDPOINT");
     c.region = "us-east-1";
     c.credentials = make_static_credentials_provider({"AKIDTEST", "secret", "", {}, "test"});
-    c.http2 = http2;
+    c.http2 = wire != Wire::kHttp1;
+    if (wire == Wire::kH2Tls) {
+      // The TLS port: HTTP/2 negotiated by ALPN, as on AWS. Its certificate is self-signed.
+      c.endpoint_url = testing::env_or_empty("SHARDLINE_KINESIS_LOCAL_TLS_ENDPOINT");
+      c.verify_tls = false;
+    }
     return c;
   }
   // A registered, ACTIVE consumer's ARN.
@@ -167,11 +176,14 @@ struct Collected {
 // SubscribeToShard over HTTP/1.1 (chunked) and HTTP/2 without TLS (prior knowledge): every
 // record put, in order, each event with a continuation; cancel() ends it with kCancelled; a
 // second subscription from the first one's continuation starts after it.
-class KinesisLocalSubscribe : public KinesisLocal, public ::testing::WithParamInterface<bool> {};
+class KinesisLocalSubscribe : public KinesisLocal, public ::testing::WithParamInterface<Wire> {};
 
 TEST_P(KinesisLocalSubscribe, PushesEveryRecordAndResumesFromTheContinuation) {
   const std::string consumer = active_consumer("efo-app");
   ASSERT_FALSE(consumer.empty());
+  if (GetParam() == Wire::kH2Tls &&
+      testing::env_or_empty("SHARDLINE_KINESIS_LOCAL_TLS_ENDPOINT").empty())
+    GTEST_SKIP() << "SHARDLINE_KINESIS_LOCAL_TLS_ENDPOINT unset";
   auto client = KinesisClient::create(config(GetParam()));
   ASSERT_TRUE(client.ok()) << client.status().to_string();
   const std::string shard = "shardId-000000000000";
@@ -223,7 +235,7 @@ TEST_P(KinesisLocalSubscribe, PushesEveryRecordAndResumesFromTheContinuation) {
   // consumer's shard a few seconds after the first connection closed (ResourceInUseException
   // until then); over HTTP/2 it keeps it until the 5 minutes are up, so that run resumes
   // through a second consumer.
-  const std::string resumer = GetParam() ? active_consumer("efo-app-2") : consumer;
+  const std::string resumer = GetParam() != Wire::kHttp1 ? active_consumer("efo-app-2") : consumer;
   ASSERT_FALSE(resumer.empty());
   std::multiset<std::string> more;
   for (int i = 0; i < 5; ++i) {
@@ -244,8 +256,19 @@ TEST_P(KinesisLocalSubscribe, PushesEveryRecordAndResumesFromTheContinuation) {
   EXPECT_EQ(second.data(), more);
 }
 
-INSTANTIATE_TEST_SUITE_P(Http, KinesisLocalSubscribe, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "H2c" : "Http1"; });
+INSTANTIATE_TEST_SUITE_P(Http, KinesisLocalSubscribe,
+                         ::testing::Values(Wire::kHttp1, Wire::kH2c, Wire::kH2Tls),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case Wire::kHttp1:
+                               return "Http1";
+                             case Wire::kH2c:
+                               return "H2c";
+                             case Wire::kH2Tls:
+                               return "H2Tls";
+                           }
+                           return "unknown";
+                         });
 
 }  // namespace
 }  // namespace shardline
