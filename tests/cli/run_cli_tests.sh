@@ -360,8 +360,13 @@ if [[ $rc -eq 0 ]] && grep -q "^shardline: warning: overriding the properties fi
   && grep -q "warn.properties:6: processingLanguage accepted, not used" "$TMP/err" \
   && grep -q "log-configuration 'logback.xml' ignored" "$TMP/err" \
   && grep -q "^$warn_props: OK" "$TMP/out" && grep -q "child: *\(/usr\)\?/bin/python3 app.py" "$TMP/out" \
-  && grep -q "lease store: dynamodb:t1" "$TMP/out" && grep -q "credentials: the default chain" "$TMP/out"; then ok; else
+  && grep -q "lease store: dynamodb:t1" "$TMP/out" && grep -q "credentials: the default chain" "$TMP/out" \
+  && grep -q "retrieval: *polling, GetRecords every 1500 ms" "$TMP/out"; then ok; else
   fail "multilang --check: rc=$rc stdout=$(cat "$TMP/out") stderr=$(cat "$TMP/err")"; fi
+efo_props=$(ml_props efo 'retrievalMode = FANOUT' 'consumerName = efo-readers')
+(cd "$ML" && PATH=/usr/bin:/bin "$ML_CLI" multilang --check "$efo_props") </dev/null >"$TMP/out" 2>"$TMP/err"; rc=$?
+[[ $rc -eq 0 ]] && grep -q "retrieval: *enhanced fan-out, consumer efo-readers" "$TMP/out" && ok \
+  || fail "multilang --check with FANOUT: rc=$rc stdout=$(cat "$TMP/out") stderr=$(cat "$TMP/err")"
 "$CLI" multilang --help >"$TMP/out" 2>&1 && grep -q "shutdownGraceMillis (default 5000)" "$TMP/out" \
   && grep -q -- "--properties-file" "$TMP/out" && ok || fail "--help for 'multilang': $(cat "$TMP/out")"
 "$CLI" --help 2>&1 | grep -q "^  multilang " && ok || fail "'multilang' is listed in --help"

@@ -139,7 +139,9 @@ TEST_F(MultiLangDaemonTest, ChildrenGetEveryRecordAndADeadChildCostsOnlyItsShard
   EXPECT_EQ(m.child_restarts, 1);
   EXPECT_EQ(m.child_exits, 1);
   EXPECT_EQ(m.children_started, 3);
-  EXPECT_TRUE(collected_.logged("exited with status 5")) << collected_.all_logs();
+  // Logged by the pump thread after it reaps the child.
+  EXPECT_TRUE(poll_until([&] { return collected_.logged("exited with status 5"); }))
+      << collected_.all_logs();
 
   // The graceful stop: shutdownRequested, leaseLost, EOF, leases released.
   (*d)->stop();

@@ -107,7 +107,9 @@ log(event='exiting')
   const long pid = dir_.starts().at(0);
   EXPECT_TRUE(dir_.has_event("eof", pid));
   EXPECT_TRUE(dir_.has_event("exiting", pid));
-  EXPECT_TRUE(collected_.logged("exited with status 0")) << collected_.all_logs();
+  // Logged by the pump thread after it reaps the child.
+  EXPECT_TRUE(poll_until([&] { return collected_.logged("exited with status 0"); }))
+      << collected_.all_logs();
   const MultiLangMetrics m = sup_->metrics();
   EXPECT_EQ(m.children_started, 1);
   EXPECT_EQ(m.child_restarts, 0);
@@ -423,7 +425,9 @@ serve({'processRecords': process})
   EXPECT_EQ(sup_->metrics().child_timeouts, 1);
   const long first = dir_.starts().at(0);
   EXPECT_TRUE(poll_until([&] { return !testing::process_alive(first); }));
-  EXPECT_TRUE(collected_.logged("was killed by signal 9")) << collected_.all_logs();
+  // Logged by the pump thread after it reaps the child.
+  EXPECT_TRUE(poll_until([&] { return collected_.logged("was killed by signal 9"); }))
+      << collected_.all_logs();
   ASSERT_TRUE(p->process_records(b.input(cp)).ok()) << collected_.all_logs();
   EXPECT_EQ(dir_.actions(2), (std::vector<std::string>{"initialize", "processRecords"}));
 }

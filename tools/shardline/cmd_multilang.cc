@@ -202,6 +202,15 @@ int check(const std::string& path, const ConsumerConfig& c, const MultiLangConfi
               c.application_name.c_str(),
               (c.stream_arn.empty() ? c.stream_name : c.stream_arn).c_str(), store.c_str());
   std::printf("  credentials: %s\n", *creds ? (*creds)->name().c_str() : "the default chain");
+  if (c.retrieval_mode == "FANOUT") {
+    std::printf("  retrieval:   enhanced fan-out, consumer %s\n",
+                !c.consumer_arn.empty()    ? c.consumer_arn.c_str()
+                : !c.consumer_name.empty() ? c.consumer_name.c_str()
+                                           : c.application_name.c_str());
+  } else {
+    std::printf("  retrieval:   polling, GetRecords every %lld ms\n",
+                static_cast<long long>(c.idle_time_between_reads_in_millis));
+  }
   return 0;
 }
 
