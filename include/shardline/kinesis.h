@@ -125,6 +125,9 @@ enum class ShardIteratorType : std::uint8_t {
   kAtTimestamp,
 };
 
+/// The API's name of the type: "TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER", ...
+std::string_view shard_iterator_type_name(ShardIteratorType type) noexcept;
+
 struct ShardIteratorStart {
   ShardIteratorType type = ShardIteratorType::kTrimHorizon;
   std::string sequence_number;    // AT_/AFTER_SEQUENCE_NUMBER

@@ -26,6 +26,22 @@ using detail::ServiceClient;
 using detail::ServiceResponse;
 namespace dom = simdjson::dom;
 
+std::string_view shard_iterator_type_name(ShardIteratorType t) noexcept {
+  switch (t) {
+    case ShardIteratorType::kTrimHorizon:
+      return "TRIM_HORIZON";
+    case ShardIteratorType::kLatest:
+      return "LATEST";
+    case ShardIteratorType::kAtSequenceNumber:
+      return "AT_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAfterSequenceNumber:
+      return "AFTER_SEQUENCE_NUMBER";
+    case ShardIteratorType::kAtTimestamp:
+      return "AT_TIMESTAMP";
+  }
+  return "TRIM_HORIZON";
+}
+
 StreamRef::StreamRef(std::string name_or_arn) {
   if (name_or_arn.rfind("arn:", 0) == 0) {
     arn = std::move(name_or_arn);
@@ -42,22 +58,6 @@ void write_stream(JsonWriter& w, const StreamRef& s) {
   } else {
     w.key("StreamName").string(s.name);
   }
-}
-
-std::string_view iterator_type_name(ShardIteratorType t) {
-  switch (t) {
-    case ShardIteratorType::kTrimHorizon:
-      return "TRIM_HORIZON";
-    case ShardIteratorType::kLatest:
-      return "LATEST";
-    case ShardIteratorType::kAtSequenceNumber:
-      return "AT_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAfterSequenceNumber:
-      return "AFTER_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAtTimestamp:
-      return "AT_TIMESTAMP";
-  }
-  return "TRIM_HORIZON";
 }
 
 // Epoch milliseconds as the JSON number of seconds AWS expects (e.g. 1700000000.123).
@@ -697,7 +697,10 @@ Result<std::string> KinesisClient::get_shard_iterator(const StreamRef& stream,
   JsonWriter w;
   w.begin_object();
   write_stream(w, stream);
-  w.key("ShardId").string(shard_id).key("ShardIteratorType").string(iterator_type_name(start.type));
+  w.key("ShardId")
+      .string(shard_id)
+      .key("ShardIteratorType")
+      .string(shard_iterator_type_name(start.type));
   if (start.type == ShardIteratorType::kAtSequenceNumber ||
       start.type == ShardIteratorType::kAfterSequenceNumber) {
     w.key("StartingSequenceNumber").string(start.sequence_number);
@@ -976,7 +979,7 @@ std::shared_ptr<ShardSubscription> KinesisClient::subscribe_to_shard(
     std::function<void(SubscribeToShardEvent&&)> on_event, std::function<void(Status)> done) {
   JsonWriter w;
   w.begin_object().key("ConsumerARN").string(consumer_arn).key("ShardId").string(shard_id);
-  w.key("StartingPosition").begin_object().key("Type").string(iterator_type_name(start.type));
+  w.key("StartingPosition").begin_object().key("Type").string(shard_iterator_type_name(start.type));
   if (start.type == ShardIteratorType::kAtSequenceNumber ||
       start.type == ShardIteratorType::kAfterSequenceNumber) {
     w.key("SequenceNumber").string(start.sequence_number);

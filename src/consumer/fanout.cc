@@ -11,22 +11,6 @@ namespace {
 
 constexpr std::string_view kPrefix = "shardline-efo|";
 
-std::string_view type_name(ShardIteratorType t) {
-  switch (t) {
-    case ShardIteratorType::kTrimHorizon:
-      return "TRIM_HORIZON";
-    case ShardIteratorType::kLatest:
-      return "LATEST";
-    case ShardIteratorType::kAtSequenceNumber:
-      return "AT_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAfterSequenceNumber:
-      return "AFTER_SEQUENCE_NUMBER";
-    case ShardIteratorType::kAtTimestamp:
-      return "AT_TIMESTAMP";
-  }
-  return "TRIM_HORIZON";
-}
-
 }  // namespace
 
 std::string FanOutKinesisApi::position(const std::string& shard_id,
@@ -34,7 +18,7 @@ std::string FanOutKinesisApi::position(const std::string& shard_id,
   std::string out(kPrefix);
   out += shard_id;
   out += '|';
-  out += type_name(start.type);
+  out += shard_iterator_type_name(start.type);
   out += '|';
   if (start.type == ShardIteratorType::kAtTimestamp) {
     out += std::to_string(start.timestamp_ms);
@@ -60,7 +44,7 @@ bool FanOutKinesisApi::parse_position(const std::string& it, std::string& shard_
        {ShardIteratorType::kTrimHorizon, ShardIteratorType::kLatest,
         ShardIteratorType::kAtSequenceNumber, ShardIteratorType::kAfterSequenceNumber,
         ShardIteratorType::kAtTimestamp}) {
-    if (type != type_name(t)) continue;
+    if (type != shard_iterator_type_name(t)) continue;
     start.type = t;
     if (t == ShardIteratorType::kAtTimestamp) {
       if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos) {
@@ -218,9 +202,7 @@ Result<GetRecordsResult> FanOutKinesisApi::take_locked(ShardState& st) {
   return r;
 }
 
-std::optional<FanOutKinesisApi::Completion> FanOutKinesisApi::serve_locked(
-    const std::string& shard_id, ShardState& st) {
-  (void)shard_id;
+std::optional<FanOutKinesisApi::Completion> FanOutKinesisApi::serve_locked(ShardState& st) {
   if (!st.waiting) return std::nullopt;
   if (!st.buffered.empty()) {
     Completion c{std::move(st.waiting), take_locked(st)};
@@ -271,7 +253,7 @@ void FanOutKinesisApi::get_records(const std::string& shard_iterator, int limit,
         st.buffered.clear();
         st.expected = shard_iterator;
         to_start = subscribe_locked(shard_id, st, shard_iterator);
-      } else if (auto c = serve_locked(shard_id, st)) {
+      } else if (auto c = serve_locked(st)) {
         run.push_back(std::move(*c));
       } else if (!st.sub && st.buffered.empty()) {
         // Never subscribed, ended (5 minutes up), or cancelled when full: resume.
@@ -301,7 +283,7 @@ void FanOutKinesisApi::on_event(const std::string& shard_id, std::uint64_t gener
     ev.event = std::move(e);
     st.tail = ev.next;
     st.buffered.push_back(std::move(ev));
-    c = serve_locked(shard_id, st);
+    c = serve_locked(st);
     if (st.buffered.size() >= options_.max_buffered_events) {
       st.cancelled_when_full = true;
       to_cancel = st.sub;  // null if start() has not stored it yet: start() cancels it
@@ -338,7 +320,7 @@ void FanOutKinesisApi::on_end(const std::string& shard_id, std::uint64_t generat
                                    " (the stream consumer or the shard is gone)");
     }
     st.ended = std::move(s);
-    c = serve_locked(shard_id, st);
+    c = serve_locked(st);
     if (!c && st.waiting && st.buffered.empty()) {
       // Ended in order (or cancelled when full) with a reader waiting: resume at once.
       const std::string from = st.tail.empty() ? st.expected : st.tail;

@@ -130,7 +130,7 @@ class FanOutKinesisApi final : public ConsumerKinesisApi {
   void on_event(const std::string& shard_id, std::uint64_t generation, SubscribeToShardEvent&& e);
   void on_end(const std::string& shard_id, std::uint64_t generation, Status s);
   // Serves st.waiting if it can; the completion to run, if any.
-  std::optional<Completion> serve_locked(const std::string& shard_id, ShardState& st);
+  std::optional<Completion> serve_locked(ShardState& st);
   Result<GetRecordsResult> take_locked(ShardState& st);
   void timer_loop();
   void log(LogLevel level, const std::string& message) const;
