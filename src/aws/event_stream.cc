@@ -10,12 +10,7 @@ namespace {
 constexpr std::size_t kPrelude = 12;  // two lengths and the prelude CRC
 constexpr std::size_t kMinMessage = kPrelude + 4;
 
-std::uint32_t be32(const char* p) noexcept {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (std::uint32_t{u[0]} << 24) | (std::uint32_t{u[1]} << 16) | (std::uint32_t{u[2]} << 8) |
-         std::uint32_t{u[3]};
-}
-
+// The big-endian unsigned integer of n bytes at p.
 std::uint64_t be(const char* p, std::size_t n) noexcept {
   std::uint64_t v = 0;
   for (std::size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
@@ -37,9 +32,9 @@ std::uint32_t crc32_of(std::string_view bytes, std::uint32_t crc = 0) noexcept {
 // The prelude of a message that starts at `p` (12 bytes available): its total length, or an
 // error.
 Status check_prelude(const char* p, std::size_t& total, std::size_t& headers) {
-  total = be32(p);
-  headers = be32(p + 4);
-  if (crc32_of(std::string_view(p, 8)) != be32(p + 8)) {
+  total = be(p, 4);
+  headers = be(p + 4, 4);
+  if (crc32_of(std::string_view(p, 8)) != be(p + 8, 4)) {
     return Status::data_loss("event stream: prelude CRC mismatch");
   }
   if (total < kMinMessage || total > kEventStreamMaxMessage) {
@@ -144,7 +139,7 @@ Status decode_event_stream_message(std::string_view bytes, EventStreamMessage& o
     return Status::data_loss("event stream: message of " + std::to_string(bytes.size()) +
                              " bytes declares " + std::to_string(total));
   }
-  if (crc32_of(bytes.substr(0, total - 4)) != be32(bytes.data() + total - 4)) {
+  if (crc32_of(bytes.substr(0, total - 4)) != be(bytes.data() + total - 4, 4)) {
     return Status::data_loss("event stream: message CRC mismatch");
   }
   if (Status s = parse_headers(bytes.substr(kPrelude, headers), out); !s.ok()) return s;

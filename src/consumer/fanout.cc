@@ -127,9 +127,11 @@ Result<std::string> FanOutKinesisApi::get_shard_iterator(const std::string& shar
   return position(shard_id, start);
 }
 
-std::uint64_t FanOutKinesisApi::subscriptions_started() const {
-  std::lock_guard lk(mu_);
-  return subscriptions_;
+FanOutKinesisApi::ShardState* FanOutKinesisApi::current_locked(const std::string& shard_id,
+                                                               std::uint64_t generation) {
+  auto it = shards_.find(shard_id);
+  if (it == shards_.end() || it->second.generation != generation || stopping_) return nullptr;
+  return &it->second;
 }
 
 FanOutKinesisApi::Start FanOutKinesisApi::subscribe_locked(const std::string& shard_id,
@@ -141,7 +143,6 @@ FanOutKinesisApi::Start FanOutKinesisApi::subscribe_locked(const std::string& sh
   st.cancelled_when_full = false;
   st.ended.reset();
   st.tail = from;
-  ++subscriptions_;
   return Start{shard_id, from, st.generation};
 }
 
@@ -172,15 +173,12 @@ void FanOutKinesisApi::start(std::optional<Start> s) {
         std::lock_guard g(guard->mu);
         if (guard->self != nullptr) guard->self->on_end(id, gen, std::move(st));
       });
-  bool cancel = false;
+  bool cancel = true;  // unless it is still the shard's current subscription
   {
     std::lock_guard lk(mu_);
-    auto it = shards_.find(id);
-    if (it == shards_.end() || it->second.generation != gen || stopping_) {
-      cancel = true;  // superseded meanwhile
-    } else {
-      it->second.sub = sub;
-      cancel = it->second.cancelled_when_full;
+    if (ShardState* st = current_locked(id, gen)) {
+      st->sub = sub;
+      cancel = st->cancelled_when_full;
     }
   }
   if (cancel && sub) sub->cancel();
@@ -271,9 +269,9 @@ void FanOutKinesisApi::on_event(const std::string& shard_id, std::uint64_t gener
   std::shared_ptr<ShardSubscription> to_cancel;
   {
     std::lock_guard lk(mu_);
-    auto it = shards_.find(shard_id);
-    if (it == shards_.end() || it->second.generation != generation || stopping_) return;
-    ShardState& st = it->second;
+    ShardState* current = current_locked(shard_id, generation);
+    if (current == nullptr) return;
+    ShardState& st = *current;
     if (st.cancelled_when_full) return;  // in flight when it was cancelled: read again later
     Event ev;
     if (!e.continuation_sequence_number.empty()) {
@@ -298,9 +296,9 @@ void FanOutKinesisApi::on_end(const std::string& shard_id, std::uint64_t generat
   std::optional<Start> to_start;
   {
     std::lock_guard lk(mu_);
-    auto it = shards_.find(shard_id);
-    if (it == shards_.end() || it->second.generation != generation || stopping_) return;
-    ShardState& st = it->second;
+    ShardState* current = current_locked(shard_id, generation);
+    if (current == nullptr) return;
+    ShardState& st = *current;
     st.sub.reset();
     const bool full = st.cancelled_when_full && s.code() == StatusCode::kCancelled;
     // The reader logs the failures it is given, with its worker and stream.
@@ -383,40 +381,63 @@ Result<std::string> find_or_register_consumer(KinesisClient& client,
     return last.ok() ? Status::not_found("enhanced fan-out: no ARN for " + reg.stream.display())
                      : std::move(last).with_context("enhanced fan-out: DescribeStreamSummary");
   }
-  // Registered already? Else register; then wait for ACTIVE.
-  bool registered = false;
-  int register_tries = 0;
-  for (int i = 0; i < std::max(1, reg.describe_consumer_attempts) + register_tries; ++i) {
-    if (i > 0 && !wait()) return Status::cancelled("enhanced fan-out: cancelled");
-    auto d = client.describe_stream_consumer(stream_arn, reg.consumer_name);
-    if (d.ok()) {
-      if (d->status == "ACTIVE") {
-        say(LogLevel::kInfo, "enhanced fan-out: " + what + " is ACTIVE: " + d->arn);
-        return d->arn;
-      }
-      last = Status::unavailable(what + " is " + d->status);
-      continue;
-    }
-    last = d.status();
-    if (last.code() == StatusCode::kCancelled) break;
-    if (last.code() != StatusCode::kNotFound || registered) continue;
-    // Not there: register it (another worker may be doing the same: ResourceInUse is fine).
-    for (; register_tries < std::max(1, reg.register_attempts); ++register_tries) {
-      if (register_tries > 0 && !wait()) return Status::cancelled("enhanced fan-out: cancelled");
+  // Registered already? Else register it (another worker may be registering it too:
+  // ResourceInUse is fine). Then wait for ACTIVE.
+  auto d = client.describe_stream_consumer(stream_arn, reg.consumer_name);
+  if (!d.ok() && d.status().code() == StatusCode::kNotFound) {
+    for (int i = 0; i < std::max(1, reg.register_attempts); ++i) {
+      if (i > 0 && !wait()) return Status::cancelled("enhanced fan-out: cancelled");
       auto r = client.register_stream_consumer(stream_arn, reg.consumer_name);
       if (r.ok() || r.status().aws_error_code() == "ResourceInUseException") {
         say(LogLevel::kInfo, "enhanced fan-out: registered " + what);
-        registered = true;
         break;
       }
-      last = r.status();
-      if (last.code() == StatusCode::kCancelled || last.retry() == RetryClass::kNone) {
-        return std::move(last).with_context("enhanced fan-out: RegisterStreamConsumer");
+      if (r.status().code() == StatusCode::kCancelled || r.status().retry() == RetryClass::kNone ||
+          i + 1 == std::max(1, reg.register_attempts)) {
+        return std::move(r).status().with_context("enhanced fan-out: RegisterStreamConsumer");
       }
     }
-    if (!registered) break;
+    d = client.describe_stream_consumer(stream_arn, reg.consumer_name);
   }
-  return std::move(last).with_context("enhanced fan-out: " + what + " not ACTIVE");
+  for (int i = 1;; ++i) {
+    if (d.ok() && d->status == "ACTIVE") {
+      say(LogLevel::kInfo, "enhanced fan-out: " + what + " is ACTIVE: " + d->arn);
+      return d->arn;
+    }
+    if (i >= reg.describe_consumer_attempts) break;
+    if ((!d.ok() && d.status().code() == StatusCode::kCancelled) || !wait()) {
+      return Status::cancelled("enhanced fan-out: cancelled");
+    }
+    d = client.describe_stream_consumer(stream_arn, reg.consumer_name);
+  }
+  return d.ok() ? Status::unavailable("enhanced fan-out: " + what + " is " + d->status +
+                                      ", not ACTIVE")
+                : std::move(d).status().with_context("enhanced fan-out: " + what + " not ACTIVE");
+}
+
+Result<std::shared_ptr<ConsumerKinesisApi>> make_fanout_kinesis_api(
+    std::shared_ptr<KinesisClient> control, std::shared_ptr<ConsumerKinesisApi> shards,
+    const AwsClientConfig& aws, std::string consumer_arn, ConsumerRegistration reg) {
+  AwsClientConfig f = aws;
+  f.http2 = aws.endpoint_url.rfind("http://", 0) != 0;
+  f.max_connections = 0;
+  auto created = KinesisClient::create(f);
+  if (!created.ok()) return std::move(created).status();
+  std::shared_ptr<KinesisClient> streaming(std::move(*created));
+  FanOutOptions o;
+  o.consumer_arn = std::move(consumer_arn);
+  o.log = reg.log;
+  o.resolve_consumer = [control, reg = std::move(reg)](const CancelToken* cancel) {
+    return find_or_register_consumer(*control, reg, cancel);
+  };
+  o.subscribe = [streaming](const std::string& arn, const std::string& shard,
+                            const ShardIteratorStart& start,
+                            std::function<void(SubscribeToShardEvent &&)> on_event,
+                            std::function<void(Status)> done) {
+    return streaming->subscribe_to_shard(arn, shard, start, std::move(on_event), std::move(done));
+  };
+  return std::shared_ptr<ConsumerKinesisApi>(
+      std::make_shared<FanOutKinesisApi>(std::move(shards), std::move(o)));
 }
 
 }  // namespace shardline::detail

@@ -86,9 +86,6 @@ class FanOutKinesisApi final : public ConsumerKinesisApi {
   void get_records(const std::string& shard_iterator, int limit,
                    std::function<void(Result<GetRecordsResult>)> done) override;
 
-  /// Subscriptions started since creation (for tests and metrics).
-  std::uint64_t subscriptions_started() const;
-
   /// A position as an iterator string, and back.
   static std::string position(const std::string& shard_id, const ShardIteratorStart& start);
   static bool parse_position(const std::string& it, std::string& shard_id,
@@ -127,6 +124,8 @@ class FanOutKinesisApi final : public ConsumerKinesisApi {
   };
   Start subscribe_locked(const std::string& shard_id, ShardState& st, const std::string& from);
   void start(std::optional<Start> s);
+  // The shard's state if `generation` is still its subscription (and not closing), else null.
+  ShardState* current_locked(const std::string& shard_id, std::uint64_t generation);
   void on_event(const std::string& shard_id, std::uint64_t generation, SubscribeToShardEvent&& e);
   void on_end(const std::string& shard_id, std::uint64_t generation, Status s);
   // Serves st.waiting if it can; the completion to run, if any.
@@ -151,8 +150,17 @@ class FanOutKinesisApi final : public ConsumerKinesisApi {
   std::string consumer_arn_;
   std::map<std::string, ShardState> shards_;
   std::uint64_t next_generation_ = 1;
-  std::uint64_t subscriptions_ = 0;
   std::thread timer_;
 };
+
+/// The worker's fan-out reader: list_shards from `shards`, the consumer `consumer_arn` or,
+/// when empty, the one `reg` finds or registers through `control`, and subscriptions on a
+/// client of their own made from `aws`: HTTP/2 (AWS requires it for SubscribeToShard; ALPN
+/// falls back to HTTP/1.1), no cap on connections (one per subscription), and HTTP/1.1 toward
+/// a plain http:// endpoint, a local server (kinesis-mock holds an HTTP/2 subscription for its
+/// full 5 minutes after the client has gone, so a restarted worker could not subscribe again).
+Result<std::shared_ptr<ConsumerKinesisApi>> make_fanout_kinesis_api(
+    std::shared_ptr<KinesisClient> control, std::shared_ptr<ConsumerKinesisApi> shards,
+    const AwsClientConfig& aws, std::string consumer_arn, ConsumerRegistration reg);
 
 }  // namespace shardline::detail

@@ -179,19 +179,6 @@ class Worker::Impl {
       std::shared_ptr<KinesisClient> shared(std::move(*client));
       options_.kinesis = make_consumer_kinesis_api(shared, StreamRef(stream_));
       if (fanout) {
-        // Subscriptions get their own client: HTTP/2 (AWS requires it for SubscribeToShard;
-        // ALPN falls back to HTTP/1.1 on a server without it) and a connection per
-        // subscription, with no cap. A plain http:// endpoint is a local server: HTTP/1.1
-        // (kinesis-mock holds an HTTP/2 subscription for its full 5 minutes after the client
-        // has gone, so a restarted worker could not subscribe again).
-        AwsClientConfig f = k;
-        f.http2 = k.endpoint_url.rfind("http://", 0) != 0;
-        f.max_connections = 0;
-        auto streaming = KinesisClient::create(f);
-        if (!streaming.ok()) return streaming.status();
-        std::shared_ptr<KinesisClient> sub_client(std::move(*streaming));
-        detail::FanOutOptions fo;
-        fo.consumer_arn = c.consumer_arn;
         detail::ConsumerRegistration reg;
         reg.stream = StreamRef(stream_);
         reg.consumer_name = c.consumer_name.empty() ? c.application_name : c.consumer_name;
@@ -200,19 +187,10 @@ class Worker::Impl {
         reg.register_attempts = static_cast<int>(c.register_stream_consumer_retries);
         reg.backoff = std::chrono::milliseconds(c.retry_backoff_millis);
         reg.log = log_;
-        fo.resolve_consumer = [shared, reg](const CancelToken* cancel) {
-          return detail::find_or_register_consumer(*shared, reg, cancel);
-        };
-        fo.subscribe = [sub_client](const std::string& arn, const std::string& shard,
-                                    const ShardIteratorStart& start,
-                                    std::function<void(SubscribeToShardEvent &&)> on_event,
-                                    std::function<void(Status)> done) {
-          return sub_client->subscribe_to_shard(arn, shard, start, std::move(on_event),
-                                                std::move(done));
-        };
-        fo.log = log_;
-        options_.kinesis =
-            std::make_shared<detail::FanOutKinesisApi>(options_.kinesis, std::move(fo));
+        auto api = detail::make_fanout_kinesis_api(shared, options_.kinesis, k, c.consumer_arn,
+                                                   std::move(reg));
+        if (!api.ok()) return api.status();
+        options_.kinesis = std::move(*api);
       }
     }
     // With enhanced fan-out a read waits for the service's next push instead of polling.
